@@ -1,0 +1,229 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline, Readable } from 'node:stream';
+import { Header, Pack, UnpackSync, type ReadEntry } from 'tar';
+import { compressor, decompressed } from './codec.js';
+import type { Compression } from './core/config.js';
+import { parseMeta, type ArchiveMeta } from './core/meta.js';
+import type { ArtifactEntry, ArtifactKind } from './core/plan.js';
+import {
+  ancestorsOf, bytePathFromText, isWithin, normalizeRelative, resolveLinkTarget, textFromBytePath, type BytePath,
+} from './core/paths.js';
+import { ArchiveError } from './errors.js';
+
+/** The archive's own files, stored first, under a directory no cache dir may use. */
+export const META_DIR = '.cache-meta';
+export const MANIFEST_FILE = `${META_DIR}/MD5SUMS`;
+export const META_FILE = `${META_DIR}/meta.json`;
+
+/** What was packed, for meta.json. */
+export interface PackCounts {
+  files: number;
+  dirs: number;
+  /** Bytes of file content. */
+  bytes: number;
+}
+
+export interface PackInput {
+  /** Absolute path of the tree the entries are relative to. */
+  root: string;
+  /** Byte paths to archive, sorted, each valid UTF-8; directories are stored without their contents. */
+  entries: readonly BytePath[];
+  /** The archive's own files (path inside the archive → contents), made once the entries are packed. */
+  metaFiles: (counts: PackCounts) => ReadonlyMap<string, Buffer>;
+  compression: Compression;
+  /** Seconds, for the meta files' headers. */
+  created: number;
+}
+
+const END_OF_ARCHIVE = 1024;
+
+function tarFile(path: string, data: Buffer, mtime: number): Buffer {
+  const header = new Header({ path, mode: 0o644, size: data.length, mtime: new Date(mtime * 1000), type: 'File' });
+  const block = Buffer.alloc(512);
+  header.encode(block, 0);
+  const padding = Buffer.alloc((512 - (data.length % 512)) % 512);
+  return Buffer.concat([block, data, padding]);
+}
+
+/**
+ * Streams the archive: the entries with portable headers (no owners, no atimes), then the meta
+ * files, then the end-of-archive blocks, through compression. The meta files come last so that an
+ * archive cut short anywhere lacks them and is refused. Memory stays at the streams' buffers.
+ */
+export function packArchive(input: PackInput): Readable {
+  const counts: PackCounts = { files: 0, dirs: 0, bytes: 0 };
+  const pack = new Pack({
+    cwd: input.root, portable: true, noDirRecurse: true, strict: true,
+    onWriteEntry: (entry) => {
+      if (entry.type === 'Directory') counts.dirs++;
+      else counts.files++;
+      if (entry.type === 'File') counts.bytes += entry.stat?.size ?? 0;
+    },
+  });
+  async function* tar(): AsyncGenerator<Buffer> {
+    for (const entry of input.entries) pack.add(textFromBytePath(entry));
+    pack.end();
+    // node-tar ends its stream with the end-of-archive blocks: hold them back, append the meta files.
+    let tail: Buffer = Buffer.alloc(0);
+    for await (const chunk of pack as AsyncIterable<Buffer>) {
+      const joined = chunk.length >= END_OF_ARCHIVE ? chunk : Buffer.concat([tail, chunk]);
+      if (joined === chunk && tail.length > 0) yield tail;
+      if (joined.length > END_OF_ARCHIVE) yield joined.subarray(0, joined.length - END_OF_ARCHIVE);
+      tail = joined.subarray(Math.max(0, joined.length - END_OF_ARCHIVE));
+    }
+    if (tail.length !== END_OF_ARCHIVE || tail.some((byte) => byte !== 0)) throw new Error('tar stream did not end with end-of-archive blocks');
+    yield Buffer.concat([...input.metaFiles(counts)].map(([path, data]) => tarFile(path, data, input.created)));
+    yield tail;
+  }
+  const stream = Readable.from(tar(), { objectMode: false });
+  const compress = compressor(input.compression);
+  return compress ? pipeline(stream, compress, () => {}) as unknown as Readable : stream;
+}
+
+export interface ExtractLimits {
+  /** Most bytes of file content the archive may unpack to. */
+  maxBytes: number;
+  /** Most entries the archive may hold. */
+  maxEntries: number;
+}
+
+export const DEFAULT_LIMITS: ExtractLimits = { maxBytes: 64 * 2 ** 30, maxEntries: 4_000_000 };
+
+export interface ExtractOptions {
+  /** An empty directory to unpack into, on the tree's file system. */
+  staging: string;
+  cacheDirs: readonly string[];
+  limits?: ExtractLimits;
+  signal?: AbortSignal;
+}
+
+export interface ExtractedArchive {
+  /** Everything below the cache dirs, with the kinds and times the archive recorded. */
+  entries: ArtifactEntry[];
+  manifest: Buffer;
+  meta: ArchiveMeta;
+  /** Bytes of file content unpacked. */
+  bytes: number;
+}
+
+const KINDS: Partial<Record<string, ArtifactKind>> = {
+  File: 'file', OldFile: 'file', ContiguousFile: 'file', Link: 'file', Directory: 'dir', SymbolicLink: 'symlink',
+};
+
+/** Checks each entry before anything is written; the first problem rejects the whole archive. */
+class EntryChecker {
+  readonly entries: ArtifactEntry[] = [];
+  problem: ArchiveError | undefined;
+  bytes = 0;
+  readonly #seen = new Map<string, ArtifactKind>();
+  readonly #symlinks = new Set<string>();
+  readonly #cacheDirs: readonly string[];
+  readonly #limits: ExtractLimits;
+
+  constructor(cacheDirs: readonly string[], limits: ExtractLimits) {
+    this.#cacheDirs = cacheDirs;
+    this.#limits = limits;
+  }
+
+  admit(entry: ReadEntry): boolean {
+    if (this.problem) return false;
+    const reason = this.#check(entry);
+    if (reason === undefined) return true;
+    this.problem = new ArchiveError(reason, entry.path);
+    return false;
+  }
+
+  #allowed(path: string): boolean {
+    if (path === META_DIR || path === MANIFEST_FILE || path === META_FILE) return true;
+    return !isWithin(path, META_DIR) && this.#cacheDirs.some((dir) => isWithin(path, dir));
+  }
+
+  #check(entry: ReadEntry): string | undefined {
+    const kind = KINDS[entry.type];
+    if (kind === undefined) return `entries of type ${entry.type} are not allowed`;
+    const path = normalizeRelative(entry.path);
+    if (path === undefined) return 'absolute path or ".." in the path';
+    if (path === '.' || !this.#allowed(path)) return 'outside the cache dirs';
+    if (ancestorsOf(path).some((dir) => this.#symlinks.has(dir) || (this.#seen.has(dir) && this.#seen.get(dir) !== 'dir'))) {
+      return 'inside a path that the archive made a symlink or a file';
+    }
+    const before = this.#seen.get(path);
+    if (before !== undefined && !(before === 'dir' && kind === 'dir')) return 'appears twice in the archive';
+    if (this.#seen.size >= this.#limits.maxEntries) return `more than ${this.#limits.maxEntries} entries`;
+    this.bytes += entry.size ?? 0;
+    if (this.bytes > this.#limits.maxBytes) return `unpacks to more than ${this.#limits.maxBytes} bytes`;
+    if (entry.type === 'SymbolicLink' && resolveLinkTarget(path, entry.linkpath ?? '') === undefined) {
+      return `symlink to ${entry.linkpath} points outside the tree`;
+    }
+    if (entry.type === 'Link') {
+      const target = normalizeRelative(entry.linkpath ?? '');
+      if (target === undefined || this.#seen.get(target) !== 'file' || isWithin(target, META_DIR)) {
+        return `hard link to ${entry.linkpath}, which is not a file earlier in the archive`;
+      }
+    }
+    this.#seen.set(path, kind);
+    if (kind === 'symlink') this.#symlinks.add(path);
+    // Permissions beyond rwx (setuid, setgid, sticky) are never restored.
+    entry.mode = (entry.mode ?? 0o644) & 0o777;
+    if (!isWithin(path, META_DIR)) {
+      this.entries.push({
+        path: bytePathFromText(path), kind, mtime: Math.floor((entry.mtime?.getTime() ?? 0) / 1000), size: entry.size ?? 0,
+      });
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Unpacks an archive into `staging`, checking every entry first: only the cache dirs and the meta
+ * files, no absolute paths or "..", no links out of the tree or through links, no devices or fifos.
+ * Throws ArchiveError on the first problem; the caller discards the staging dir.
+ */
+export async function extractArchive(source: AsyncIterable<Buffer>, options: ExtractOptions): Promise<ExtractedArchive> {
+  const checker = new EntryChecker(options.cacheDirs, options.limits ?? DEFAULT_LIMITS);
+  let failure: unknown;
+  // Synchronous unpacking: node-tar's async unpacker is several times slower on many small files.
+  const unpack = new UnpackSync({
+    cwd: options.staging, strict: true, noMtime: true, preserveOwner: false,
+    filter: (_path, entry) => checker.admit(entry as ReadEntry),
+  });
+  unpack.on('error', (error: unknown) => { failure ??= error; });
+  const fail = (error: unknown): never => {
+    throw error instanceof ArchiveError ? error
+      : new ArchiveError(`damaged archive (${(error as Error).message})`, undefined, { cause: error });
+  };
+  const write = (chunk?: Buffer) => {
+    try {
+      if (chunk) unpack.write(chunk);
+      else unpack.end();
+    } catch (error) {
+      fail(error);
+    }
+    if (checker.problem) throw checker.problem;
+    if (failure) fail(failure);
+  };
+  // Errors of the source (a store, the network) and of decompression pass through as they are.
+  for await (const chunk of decompressed(source)) {
+    options.signal?.throwIfAborted();
+    write(chunk);
+  }
+  write();
+  return { entries: checker.entries, bytes: checker.bytes, ...await readMeta(options.staging, checker.entries) };
+}
+
+async function readMeta(staging: string, entries: readonly ArtifactEntry[]) {
+  let manifest: Buffer;
+  let json: unknown;
+  try {
+    manifest = await readFile(join(staging, MANIFEST_FILE));
+    json = JSON.parse(await readFile(join(staging, META_FILE), 'utf8'));
+  } catch {
+    throw new ArchiveError(`not a nix-build-cache archive (no readable ${MANIFEST_FILE} and ${META_FILE})`);
+  }
+  const parsed = parseMeta(json);
+  if ('problem' in parsed) throw new ArchiveError(parsed.problem, META_FILE);
+  const files = entries.filter((entry) => entry.kind !== 'dir').length;
+  if (parsed.meta.files !== files) throw new ArchiveError(`truncated archive: ${files} of ${parsed.meta.files} files`);
+  return { manifest, meta: parsed.meta };
+}

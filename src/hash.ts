@@ -1,0 +1,68 @@
+import { sortManifest } from './core/manifest.js';
+import type { BytePath } from './core/paths.js';
+import { forEachBounded, type WorkerPool } from './pool.js';
+import { walkTree } from './walk.js';
+import type { HashTask } from '../workers/types.js';
+
+/** Files per worker task: large enough to amortise messaging, small enough to balance two cores. */
+const BATCH = 128;
+
+export interface TreeHash {
+  /** Digest of every file and symlink, sorted by path. */
+  digests: Map<BytePath, string>;
+  /** Files that could not be hashed, sorted: unreadable, vanished, fifos, sockets, devices. */
+  unhashable: BytePath[];
+  dirs: Set<BytePath>;
+  /** One line per file or directory that could not be read. */
+  problems: string[];
+  bytes: number;
+}
+
+export interface HashOptions {
+  pool: WorkerPool;
+  skip?: ReadonlySet<BytePath>;
+  signal?: AbortSignal;
+  onProgress?: (filesHashed: number) => void;
+}
+
+async function* batches(root: Buffer, tree: TreeHash, options: HashOptions): AsyncGenerator<HashTask> {
+  const rootPath = root.toString('latin1');
+  let task: HashTask = { root: rootPath, files: [], symlinks: [] };
+  for await (const entries of walkTree(root, { ...options, onProblem: (p) => tree.problems.push(p) })) {
+    for (const { path, kind } of entries) {
+      if (kind === 'dir') tree.dirs.add(path);
+      else if (kind === 'file') task.files.push(path);
+      else if (kind === 'symlink') task.symlinks.push(path);
+      else {
+        tree.unhashable.push(path);
+        tree.problems.push(`${path}: not a regular file or symlink; treated as changed`);
+      }
+      if (task.files.length + task.symlinks.length >= BATCH) {
+        yield task;
+        task = { root: rootPath, files: [], symlinks: [] };
+      }
+    }
+  }
+  if (task.files.length + task.symlinks.length > 0) yield task;
+}
+
+/** Hashes every file below `root` (absolute, as bytes) on the pool's threads. */
+export async function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<TreeHash> {
+  const tree: TreeHash = { digests: new Map(), unhashable: [], dirs: new Set(), problems: [], bytes: 0 };
+  const found: [BytePath, string][] = [];
+  await forEachBounded(batches(root, tree, options), options.pool.threads * 4,
+    (task) => options.pool.hash(task, options.signal),
+    (result, task) => {
+      const paths = [...task.files, ...task.symlinks];
+      result.digests.forEach((digest, i) => {
+        if (digest === null) tree.unhashable.push(paths[i]!);
+        else found.push([paths[i]!, digest]);
+      });
+      for (const [i, reason] of result.errors) tree.problems.push(`${paths[i]}: cannot hash (${reason}); treated as changed`);
+      tree.bytes += result.bytes;
+      options.onProgress?.(found.length + tree.unhashable.length);
+    });
+  tree.digests = sortManifest(found);
+  tree.unhashable.sort();
+  return tree;
+}

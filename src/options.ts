@@ -1,0 +1,85 @@
+import { resolve } from 'node:path';
+import { checkCacheDirs, checkCacheName, checkChoice, checkPositiveInteger, COMPRESSIONS, type Compression } from './core/config.js';
+import { ConfigError } from './errors.js';
+import { checkStoreLocation } from './stores/index.js';
+
+/** Options shared by restore and save. */
+export interface CacheOptions {
+  /** Where archives are kept: a directory or a file:// URL. */
+  store: string;
+  /** This build's cache name, such as "<repository>/<branch>". */
+  cacheName: string;
+  /** Directories relative to the source root whose files outlive the build; "." is the whole tree. */
+  cacheDirs: readonly string[];
+  /** Source root. Default: the current directory for restore, the recorded root for save. */
+  root?: string;
+  /** Where restore records the source manifest for save. Default: one per root in the temp dir. */
+  stateDir?: string;
+  /** Archive compression. Default "gzip". Reading detects the compression from the data. */
+  compression?: Compression;
+  /** Anything else that makes archives incompatible (a toolchain fingerprint); part of the key. */
+  salt?: string;
+  /** Throw on any cache problem instead of warning and going on. Default false. */
+  strict?: boolean;
+  /** Worker threads for hashing and setting times. Default: the number of cores. */
+  threads?: number;
+  signal?: AbortSignal;
+  /** Told each warning as it happens; the report lists them too. */
+  onWarning?: (message: string) => void;
+  /** Told how many files have been hashed so far. */
+  onProgress?: (filesHashed: number) => void;
+}
+
+export interface RestoreOptions extends CacheOptions {
+  /** Names tried in order when `cacheName` has no archive, such as the main branch's. Default []. */
+  fallbacks?: readonly string[];
+  /** Put a per-file account of the plan in the report. Default false. */
+  explain?: boolean;
+}
+
+export type SaveOptions = CacheOptions;
+
+const DEFAULTS = { compression: 'gzip', strict: false, fallbacks: [], explain: false } as const;
+
+export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
+  'root' | 'stateDir' | 'salt' | 'threads' | 'signal' | 'onWarning' | 'onProgress'>>> {
+  readonly cacheDirs: readonly string[];
+  readonly root: string | undefined;
+  readonly stateDir: string | undefined;
+  readonly salt: string | undefined;
+  readonly threads: number | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly onWarning: ((message: string) => void) | undefined;
+  readonly onProgress: ((filesHashed: number) => void) | undefined;
+}
+
+/** Fills defaults and checks every field; throws one ConfigError listing every problem. */
+export function resolveOptions(options: RestoreOptions): ResolvedOptions {
+  const fallbacks = options.fallbacks ?? DEFAULTS.fallbacks;
+  const { dirs, problems } = checkCacheDirs('cacheDirs', options.cacheDirs);
+  problems.unshift(...[
+    checkStoreLocation(options.store),
+    checkCacheName('cacheName', options.cacheName),
+    ...fallbacks.map((name, i) => checkCacheName(`fallbacks[${i}]`, name)),
+    checkChoice('compression', options.compression ?? DEFAULTS.compression, COMPRESSIONS),
+    options.threads === undefined ? undefined : checkPositiveInteger('threads', options.threads),
+    options.salt === undefined || typeof options.salt === 'string' ? undefined : `salt: must be a string (got ${typeof options.salt})`,
+  ].filter((problem): problem is string => problem !== undefined));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({
+    store: options.store,
+    cacheName: options.cacheName,
+    fallbacks: Object.freeze([...fallbacks]),
+    cacheDirs: Object.freeze(dirs),
+    root: options.root === undefined ? undefined : resolve(options.root),
+    stateDir: options.stateDir === undefined ? undefined : resolve(options.stateDir),
+    compression: options.compression ?? DEFAULTS.compression,
+    salt: options.salt,
+    strict: options.strict ?? DEFAULTS.strict,
+    explain: options.explain ?? DEFAULTS.explain,
+    threads: options.threads,
+    signal: options.signal,
+    onWarning: options.onWarning,
+    onProgress: options.onProgress,
+  });
+}

@@ -1,0 +1,61 @@
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import type { HashResult, HashTask, SetTimesResult, SetTimesTask } from '../workers/types.js';
+
+const WORKER = new URL('../workers/tasks.js', import.meta.url).href;
+
+/** The worker threads that hash files and set times; close it when done or the process stays up. */
+export class WorkerPool {
+  readonly threads: number;
+  readonly #piscina: Piscina;
+
+  constructor(threads = availableParallelism()) {
+    this.threads = threads;
+    this.#piscina = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 1000 });
+  }
+
+  hash(task: HashTask, signal?: AbortSignal): Promise<HashResult> {
+    return this.#piscina.run(task, { name: 'hash', signal: signal ?? null });
+  }
+
+  setTimes(task: SetTimesTask, signal?: AbortSignal): Promise<SetTimesResult> {
+    return this.#piscina.run(task, { name: 'setTimes', signal: signal ?? null });
+  }
+
+  close(): Promise<void> {
+    return this.#piscina.destroy();
+  }
+}
+
+/** Runs `fn` with the given pool, or with a new one that is closed afterwards. */
+export async function withPool<T>(pool: WorkerPool | undefined, threads: number | undefined,
+  fn: (pool: WorkerPool) => Promise<T>): Promise<T> {
+  if (pool) return fn(pool);
+  const own = new WorkerPool(threads);
+  try {
+    return await fn(own);
+  } finally {
+    await own.close();
+  }
+}
+
+/**
+ * Runs one task per item with at most `limit` in flight, so a huge tree never queues millions of
+ * tasks; results are handed to `onResult` as they come. The first failure stops new submissions.
+ */
+export async function forEachBounded<I, R>(items: AsyncIterable<I> | Iterable<I>, limit: number,
+  run: (item: I) => Promise<R>, onResult: (result: R, item: I) => void): Promise<void> {
+  const inFlight = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  for await (const item of items) {
+    if (failure) break;
+    const task: Promise<void> = run(item).then(
+      (result) => onResult(result, item),
+      (error: unknown) => { failure ??= { error }; },
+    ).finally(() => inFlight.delete(task));
+    inFlight.add(task);
+    if (inFlight.size >= limit) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  if (failure) throw failure.error;
+}

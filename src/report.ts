@@ -1,0 +1,97 @@
+/** The typed results of each command; `--json FILE` writes them as they are. */
+
+export interface Attempt {
+  name: string;
+  key: string;
+  result: 'hit' | 'missing' | 'unusable';
+  reason?: string;
+}
+
+export type ExplainStatus = 'unchanged' | 'changed' | 'new' | 'removed' | 'restored' | 'skipped';
+
+export interface ExplainLine {
+  status: ExplainStatus;
+  path: string;
+  reason?: string;
+}
+
+export interface SourceCounts {
+  files: number;
+  /** Bytes hashed. */
+  bytes: number;
+  unchanged: number;
+  changed: number;
+  added: number;
+  removed: number;
+}
+
+export interface RestoreReport {
+  command: 'restore';
+  /** "error" only when something failed that was not the cache's fault to report as a miss. */
+  outcome: 'hit' | 'miss' | 'error';
+  cacheName: string;
+  root: string;
+  /** The cache restored, and whether it was a fallback. */
+  hit?: { name: string; key: string; fallback: boolean };
+  attempts: Attempt[];
+  sources: SourceCounts;
+  artifacts: { restored: number; skipped: number; bytes: number };
+  warnings: string[];
+  seconds: number;
+  /** With `explain`: how the plan classified every path. */
+  explain?: ExplainLine[];
+}
+
+export interface SaveReport {
+  command: 'save';
+  outcome: 'saved' | 'skipped' | 'error';
+  cacheName: string;
+  key: string;
+  reason?: string;
+  files: number;
+  dirs: number;
+  /** Bytes of file content archived. */
+  bytes: number;
+  /** Bytes written to the store. */
+  archiveBytes: number;
+  warnings: string[];
+  seconds: number;
+}
+
+export interface HashReport {
+  command: 'hash';
+  root: string;
+  files: number;
+  unhashable: number;
+  bytes: number;
+  warnings: string[];
+  seconds: number;
+}
+
+export type Report = RestoreReport | SaveReport | HashReport;
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** The one line each command ends with. */
+export function summaryLine(report: Report): string {
+  const time = `${report.seconds.toFixed(2)} s`;
+  switch (report.command) {
+    case 'restore': {
+      const { sources: s, artifacts: a } = report;
+      const head = report.hit
+        ? `hit ${report.hit.name}${report.hit.fallback ? ' (fallback)' : ''}, key ${report.hit.key}`
+        : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}`).join(', ') || 'nothing'})`;
+      return `restore: ${head}; ${s.files} files hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `
+        + `${a.restored} artifacts restored (${megabytes(a.bytes)}), ${a.skipped} skipped; ${time}`;
+    }
+    case 'save':
+      return report.outcome === 'saved'
+        ? `save: saved ${report.cacheName}, key ${report.key}; ${report.files} files, ${megabytes(report.bytes)} `
+          + `-> ${megabytes(report.archiveBytes)}; ${time}`
+        : `save: ${report.outcome} ${report.cacheName} (${report.reason}); ${time}`;
+    case 'hash':
+      return `hash: ${report.files} files, ${megabytes(report.bytes)}, ${report.unhashable} unreadable; ${time}`;
+  }
+}

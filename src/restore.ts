@@ -1,0 +1,132 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { applyPlan } from './apply.js';
+import { extractArchive } from './archive.js';
+import { parseManifest } from './core/manifest.js';
+import { objectKey } from './core/key.js';
+import { bytePathFromText, textFromBytePath, type BytePath } from './core/paths.js';
+import { changedSourceTime, planRestore, type RestorePlan } from './core/plan.js';
+import { ArchiveError, ConfigError, describeError } from './errors.js';
+import { hashTreeWithPool, type TreeHash } from './hash.js';
+import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './options.js';
+import { withPool, type WorkerPool } from './pool.js';
+import type { ExplainLine, RestoreReport } from './report.js';
+import { defaultStateDir, prepareStateDir, writeState } from './state.js';
+import { openStore, type Store } from './stores/index.js';
+
+/** Directories below `root` that a walk of it must not enter: the state dir, if it lies inside. */
+export function skipInside(root: string, dir: string): Set<BytePath> {
+  const inner = relative(root, dir);
+  return inner === '' || inner.startsWith('..') || inner.startsWith('/') ? new Set() : new Set([bytePathFromText(inner)]);
+}
+
+function explainPlan(plan: RestorePlan, unhashable: readonly BytePath[]): ExplainLine[] {
+  const line = (status: ExplainLine['status'], path: BytePath, reason?: string): ExplainLine =>
+    (reason === undefined ? { status, path: textFromBytePath(path) } : { status, path: textFromBytePath(path), reason });
+  const unreadable = new Set(unhashable);
+  return [
+    ...plan.diff.unchanged.map((p) => line('unchanged', p)),
+    ...plan.diff.changed.map((p) => line('changed', p, unreadable.has(p) ? 'could not be hashed' : undefined)),
+    ...plan.diff.added.map((p) => line('new', p)),
+    ...plan.diff.removed.map((p) => line('removed', p)),
+    ...plan.restore.filter((e) => e.kind !== 'dir').map((e) => line('restored', e.path)),
+    ...plan.skipped.map((s) => line('skipped', s.path, s.reason)),
+  ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+interface Context {
+  config: ResolvedOptions;
+  store: Store;
+  pool: WorkerPool;
+  root: string;
+  stateDir: string;
+  tree: TreeHash;
+  report: RestoreReport;
+}
+
+/** Tries one cache: unpack into staging, plan, move into place. Throws when the archive is unusable. */
+async function tryCache(ctx: Context, name: string, key: string): Promise<boolean> {
+  const { config, report } = ctx;
+  const body = await ctx.store.get(key, config.signal);
+  if (!body) return false;
+  const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
+  try {
+    const archive = await extractArchive(body, { staging, cacheDirs: config.cacheDirs, signal: config.signal });
+    const cached = parseManifest(archive.manifest);
+    if (cached.problems.length > 0) throw new ArchiveError(`bad manifest, ${cached.problems[0]}`, '.cache-meta/MD5SUMS');
+    const plan = planRestore(ctx.tree, cached.manifest, archive.entries, changedSourceTime(Date.now()));
+    const rootBytes = Buffer.from(ctx.root);
+    const applied = await applyPlan(plan, Buffer.from(staging), rootBytes, ctx.tree.dirs, ctx.pool, config.signal);
+    applied.warnings.forEach((w) => warn(ctx, w));
+    const { diff } = plan;
+    Object.assign(report.sources, {
+      unchanged: diff.unchanged.length, changed: diff.changed.length, added: diff.added.length, removed: diff.removed.length,
+    });
+    report.artifacts = { restored: applied.restored, skipped: plan.skipped.length, bytes: applied.bytes };
+    report.hit = { name, key, fallback: name !== config.cacheName };
+    if (config.explain) report.explain = explainPlan(plan, ctx.tree.unhashable);
+    return true;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+function warn(ctx: { report: RestoreReport; config: ResolvedOptions }, message: string): void {
+  ctx.report.warnings.push(message);
+  ctx.config.onWarning?.(message);
+}
+
+/**
+ * Restores the newest usable cache among `cacheName` and the fallbacks into the current source tree
+ * and sets times so that the build redoes exactly what changed. A cache problem is a warning and a
+ * miss (the build goes on from scratch); only invalid options throw, or anything with `strict`.
+ */
+export async function restore(options: RestoreOptions): Promise<RestoreReport> {
+  const config = resolveOptions(options);
+  const started = Date.now();
+  const root = config.root ?? process.cwd();
+  const report: RestoreReport = {
+    command: 'restore', outcome: 'miss', cacheName: config.cacheName, root, attempts: [],
+    sources: { files: 0, bytes: 0, unchanged: 0, changed: 0, added: 0, removed: 0 },
+    artifacts: { restored: 0, skipped: 0, bytes: 0 }, warnings: [], seconds: 0,
+  };
+  try {
+    const stateDir = await prepareStateDir(config.stateDir ?? defaultStateDir(root));
+    const store = openStore(config.store);
+    await withPool(undefined, config.threads, async (pool) => {
+      const tree = await hashTreeWithPool(Buffer.from(root), {
+        pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: config.onProgress,
+      });
+      tree.problems.forEach((problem) => warn({ report, config }, problem));
+      report.sources.files = tree.digests.size + tree.unhashable.length;
+      report.sources.bytes = tree.bytes;
+      const state = { root, cacheName: config.cacheName, hit: null, unhashable: tree.unhashable };
+      await writeState(stateDir, state, tree.digests);
+      const ctx: Context = { config, store, pool, root, stateDir, tree, report };
+      for (const name of [config.cacheName, ...config.fallbacks]) {
+        const key = objectKey(name, config);
+        try {
+          if (!(await tryCache(ctx, name, key))) {
+            report.attempts.push({ name, key, result: 'missing' });
+            continue;
+          }
+          report.attempts.push({ name, key, result: 'hit' });
+          report.outcome = 'hit';
+          await writeState(stateDir, { ...state, hit: { name, key } });
+          break;
+        } catch (error) {
+          if (config.strict || config.signal?.aborted) throw error;
+          const reason = describeError(error);
+          report.attempts.push({ name, key, result: 'unusable', reason });
+          warn(ctx, `cache ${name} is unusable, ${error instanceof ArchiveError ? 'archive ' : ''}${key}: ${reason}`);
+        }
+      }
+    });
+  } catch (error) {
+    if (error instanceof ConfigError || config.strict) throw error;
+    report.outcome = 'error';
+    warn({ report, config }, `restore failed, building without the cache: ${describeError(error)}`);
+  }
+  report.seconds = (Date.now() - started) / 1000;
+  return report;
+}

@@ -1,0 +1,94 @@
+import { lstat } from 'node:fs/promises';
+import { MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
+import { objectKey } from './core/key.js';
+import type { ArchiveMeta } from './core/meta.js';
+import { ARCHIVE_FORMAT } from './core/key.js';
+import { bytePathFromText, isTextPath, textFromBytePath, type BytePath } from './core/paths.js';
+import { ConfigError, describeError } from './errors.js';
+import { resolveOptions, type SaveOptions } from './options.js';
+import type { SaveReport } from './report.js';
+import { skipInside } from './restore.js';
+import { findState, readState } from './state.js';
+import { openStore } from './stores/index.js';
+import { VERSION } from './version.js';
+import { absolutePath, walkTree } from './walk.js';
+
+interface Artifacts {
+  entries: BytePath[];
+  warnings: string[];
+}
+
+/** Everything below the cache dirs that was not a source at restore time, in walk order. */
+async function listArtifacts(root: string, cacheDirs: readonly string[], sources: ReadonlySet<BytePath>,
+  skip: ReadonlySet<BytePath>, signal?: AbortSignal): Promise<Artifacts> {
+  const rootBytes = Buffer.from(root);
+  const result: Artifacts = { entries: [], warnings: [] };
+  for (const dir of cacheDirs.map(bytePathFromText)) {
+    if (dir !== '.') {
+      const stat = await lstat(absolutePath(rootBytes, dir)).catch(() => undefined);
+      if (!stat?.isDirectory()) continue;
+      if (!sources.has(dir)) result.entries.push(dir);
+    }
+    for await (const entries of walkTree(rootBytes, { start: dir, skip, signal, onProblem: (p) => result.warnings.push(p) })) {
+      for (const { path, kind } of entries) {
+        if (sources.has(path)) continue;
+        if (kind === 'other') result.warnings.push(`${textFromBytePath(path)}: not a file, directory or symlink; not saved`);
+        else if (!isTextPath(path)) result.warnings.push(`${textFromBytePath(path)}: name is not UTF-8; not saved`);
+        else result.entries.push(path);
+      }
+    }
+  }
+  return result;
+}
+
+/**
+ * Archives the cache dirs (minus every file that was a source when restore ran) with the
+ * restore-time manifest, streaming pack → compress → store. Skips with a warning when restore did
+ * not run in this build; never throws for a cache problem unless `strict`.
+ */
+export async function save(options: SaveOptions): Promise<SaveReport> {
+  const config = resolveOptions(options);
+  const started = Date.now();
+  const key = objectKey(config.cacheName, config);
+  const report: SaveReport = {
+    command: 'save', outcome: 'skipped', cacheName: config.cacheName, key,
+    files: 0, dirs: 0, bytes: 0, archiveBytes: 0, warnings: [], seconds: 0,
+  };
+  const warn = (message: string) => {
+    report.warnings.push(message);
+    config.onWarning?.(message);
+  };
+  try {
+    const loaded = config.stateDir ? await readState(config.stateDir) : await findState(config.root ?? process.cwd());
+    if (!loaded) {
+      report.reason = 'restore did not run in this build (no configure phase?), so nothing tells sources from artifacts';
+      warn(`not saving: ${report.reason}`);
+    } else {
+      const { root } = loaded.state;
+      const sources = new Set([...loaded.manifest.keys(), ...loaded.state.unhashable]);
+      const artifacts = await listArtifacts(root, config.cacheDirs, sources, skipInside(root, loaded.dir), config.signal);
+      artifacts.warnings.forEach(warn);
+      const created = new Date(started);
+      const body = packArchive({
+        root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000),
+        metaFiles: (counts) => {
+          Object.assign(report, counts);
+          const meta: ArchiveMeta = {
+            format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], created: created.toISOString(),
+            ...counts, sources: loaded.manifest.size,
+          };
+          return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
+        },
+      });
+      report.archiveBytes = (await openStore(config.store).put(key, body, config.signal)).bytes;
+      report.outcome = 'saved';
+    }
+  } catch (error) {
+    if (error instanceof ConfigError || config.strict) throw error;
+    report.outcome = 'error';
+    report.reason = describeError(error);
+    warn(`save failed, the build goes on: ${report.reason}`);
+  }
+  report.seconds = (Date.now() - started) / 1000;
+  return report;
+}

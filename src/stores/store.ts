@@ -1,0 +1,11 @@
+import type { Readable } from 'node:stream';
+
+/** Where archives live. Keys are `/`-separated and already validated. */
+export interface Store {
+  /** Where the store is, for messages; never holds credentials. */
+  readonly location: string;
+  /** The object's bytes as a stream, or undefined when there is no such object. */
+  get(key: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer> | undefined>;
+  /** Writes the object so that readers see either the previous one or the whole new one. */
+  put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
+}

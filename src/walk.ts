@@ -1,0 +1,52 @@
+import { readdir } from 'node:fs/promises';
+import { joinBytePath, type BytePath } from './core/paths.js';
+import { describeError } from './errors.js';
+
+export type EntryKind = 'file' | 'symlink' | 'dir' | 'other';
+
+export interface WalkEntry {
+  path: BytePath;
+  kind: EntryKind;
+}
+
+export interface WalkOptions {
+  /** Directory to walk, relative to the root. Default ".". */
+  start?: BytePath;
+  /** Directories (byte paths relative to the root) not to enter, such as the tool's state dir. */
+  skip?: ReadonlySet<BytePath>;
+  signal?: AbortSignal;
+  /** Told about each directory that could not be read; the walk goes on without it. */
+  onProblem?: (problem: string) => void;
+}
+
+/** Absolute file-system path of a byte path below a root. */
+export function absolutePath(root: Buffer, path: BytePath): Buffer {
+  return path === '.' ? root : Buffer.concat([root, Buffer.from(`/${path}`, 'latin1')]);
+}
+
+/**
+ * Walks a tree depth-first, yielding each directory's entries sorted by name. Symlinks are
+ * reported, never followed. `root` is the absolute path as bytes.
+ */
+export async function* walkTree(root: Buffer, options: WalkOptions = {}): AsyncGenerator<WalkEntry[]> {
+  const pending: BytePath[] = [options.start ?? '.'];
+  while (pending.length > 0) {
+    options.signal?.throwIfAborted();
+    const dir = pending.pop()!;
+    let dirents;
+    try {
+      dirents = await readdir(absolutePath(root, dir), { withFileTypes: true, encoding: 'buffer' });
+    } catch (error) {
+      options.onProblem?.(`cannot read directory ${dir}: ${describeError(error)}`);
+      continue;
+    }
+    const entries: WalkEntry[] = dirents.map((dirent) => ({
+      path: joinBytePath(dir, dirent.name.toString('latin1')),
+      kind: dirent.isFile() ? 'file' : dirent.isDirectory() ? 'dir' : dirent.isSymbolicLink() ? 'symlink' : 'other',
+    }));
+    entries.sort((a, b) => (a.path < b.path ? -1 : 1));
+    const subdirs = entries.filter((entry) => entry.kind === 'dir' && !options.skip?.has(entry.path));
+    for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]!.path);
+    yield entries.filter((entry) => entry.kind !== 'dir' || !options.skip?.has(entry.path));
+  }
+}

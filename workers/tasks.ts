@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import { closeSync, lutimesSync, openSync, readlinkSync, readSync, constants } from 'node:fs';
+import type { HashResult, HashTask, SetTimesResult, SetTimesTask } from './types.js';
+
+const CHUNK = 1 << 20;
+// One read buffer per worker thread, reused for every file: big files stream through it.
+const buffer = Buffer.allocUnsafe(CHUNK);
+
+function absolute(root: string, path: string): Buffer {
+  return Buffer.from(`${root}/${path}`, 'latin1');
+}
+
+function reason(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  return e.code ? `${e.code}: ${e.message}` : String(error);
+}
+
+function md5OfFile(path: Buffer): { digest: string; bytes: number } {
+  // O_NONBLOCK: opening a fifo that slipped in must not hang the worker; reading it fails instead.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const hash = createHash('md5');
+    let bytes = 0;
+    for (let n; (n = readSync(fd, buffer, 0, CHUNK, null)) > 0;) {
+      hash.update(buffer.subarray(0, n));
+      bytes += n;
+    }
+    return { digest: hash.digest('hex'), bytes };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** MD5 of each file's content and of each symlink's target string (links are never followed). */
+export function hash(task: HashTask): HashResult {
+  const result: HashResult = { digests: [], errors: [], bytes: 0 };
+  for (const path of task.files) {
+    try {
+      const { digest, bytes } = md5OfFile(absolute(task.root, path));
+      result.digests.push(digest);
+      result.bytes += bytes;
+    } catch (error) {
+      result.errors.push([result.digests.length, reason(error)]);
+      result.digests.push(null);
+    }
+  }
+  for (const path of task.symlinks) {
+    try {
+      const target = readlinkSync(absolute(task.root, path), { encoding: 'buffer' });
+      result.digests.push(createHash('md5').update(target).digest('hex'));
+    } catch (error) {
+      result.errors.push([result.digests.length, reason(error)]);
+      result.digests.push(null);
+    }
+  }
+  return result;
+}
+
+/** Sets atime and mtime of each path (of the link itself for symlinks). */
+export function setTimes(task: SetTimesTask): SetTimesResult {
+  const errors: [number, string][] = [];
+  task.paths.forEach((path, index) => {
+    const mtime = task.mtimes[index]!;
+    try {
+      lutimesSync(absolute(task.root, path), mtime, mtime);
+    } catch (error) {
+      errors.push([index, reason(error)]);
+    }
+  });
+  return { errors };
+}
