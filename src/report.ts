@@ -70,6 +70,10 @@ export interface HashReport {
 
 export type Report = RestoreReport | SaveReport | HashReport;
 
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
@@ -83,15 +87,15 @@ export function summaryLine(report: Report): string {
       const head = report.hit
         ? `hit ${report.hit.name}${report.hit.fallback ? ' (fallback)' : ''}, key ${report.hit.key}`
         : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}`).join(', ') || 'nothing'})`;
-      return `restore: ${head}; ${s.files} files hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `
-        + `${a.restored} artifacts restored (${megabytes(a.bytes)}), ${a.skipped} skipped; ${time}`;
+      return `restore: ${head}; ${count(s.files, 'file')} hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `
+        + `${count(a.restored, 'artifact')} restored (${megabytes(a.bytes)}), ${a.skipped} skipped; ${time}`;
     }
     case 'save':
       return report.outcome === 'saved'
-        ? `save: saved ${report.cacheName}, key ${report.key}; ${report.files} files, ${megabytes(report.bytes)} `
+        ? `save: saved ${report.cacheName}, key ${report.key}; ${count(report.files, 'file')}, ${megabytes(report.bytes)} `
           + `-> ${megabytes(report.archiveBytes)}; ${time}`
         : `save: ${report.outcome} ${report.cacheName} (${report.reason}); ${time}`;
     case 'hash':
-      return `hash: ${report.files} files, ${megabytes(report.bytes)}, ${report.unhashable} unreadable; ${time}`;
+      return `hash: ${count(report.files, 'file')}, ${megabytes(report.bytes)}, ${report.unhashable} unreadable; ${time}`;
   }
 }

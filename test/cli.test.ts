@@ -1,0 +1,109 @@
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runCli, tempDir, writeTree } from './helpers.js';
+
+const test = suite('command line');
+let dir: string;
+let remove: () => Promise<void>;
+test.before.each(async () => { ({ dir, remove } = await tempDir()); });
+test.after.each(() => remove());
+
+const OPTIONS: Record<string, string[]> = {
+  restore: ['store', 'cache-name', 'fallback', 'cache-dir', 'state-dir', 'root', 'compression', 'salt', 'explain', 'threads', 'json', 'strict', 'quiet'],
+  save: ['store', 'cache-name', 'cache-dir', 'state-dir', 'compression', 'salt', 'threads', 'json', 'strict', 'quiet'],
+  hash: ['threads', 'json', 'quiet'],
+};
+
+test('--help of every command lists every option with its default', async () => {
+  for (const [command, options] of Object.entries(OPTIONS)) {
+    const { code, stdout } = await runCli([command, '--help'], { cwd: dir });
+    assert.is(code, 0);
+    for (const option of options) assert.match(stdout, new RegExp(`^  --${option}\\b.*\\[default: [^\\]]+`, 'm'), `${command} --${option}`);
+  }
+  const top = await runCli(['--help'], { cwd: dir });
+  assert.match(top.stdout, /restore[\s\S]*save[\s\S]*hash/);
+});
+
+test('--version prints the package version', async () => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  assert.is((await runCli(['--version'], { cwd: dir })).stdout, `${version}\n`);
+});
+
+test('invalid options exit 2 and list every problem by field', async () => {
+  const result = await runCli(['restore', '--cache-name', 'bad name', '--cache-dir', '../up', '--threads', 'x'], { cwd: dir });
+  assert.is(result.code, 2);
+  assert.match(result.stderr, /cacheName: use letters.*\(got "bad name"\)/);
+  assert.match(result.stderr, /cacheDirs: must be a relative path without "\.\." \(got "\.\.\/up"\)/);
+  assert.match(result.stderr, /threads: must be a positive integer/);
+  const unknown = await runCli(['save', '--bogus'], { cwd: dir });
+  assert.is(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown option '--bogus'/);
+});
+
+test('options come from NBC_* variables when not on the command line', async () => {
+  writeTree(join(dir, 'src'), { 'a.c': 'a' });
+  const env = { NBC_STORE: join(dir, 'store'), NBC_CACHE_NAME: 'env-name', NBC_CACHE_DIRS: 'obj', NBC_FALLBACKS: 'one,two', NBC_STATE_DIR: join(dir, 'state') };
+  const result = await runCli(['restore'], { cwd: join(dir, 'src'), env });
+  assert.is(result.code, 0, result.stderr);
+  assert.match(result.stderr, /miss \(tried env-name: missing, one: missing, two: missing\)/);
+});
+
+test('save without a restore in this build skips with a clear message and exit 0', async () => {
+  const result = await runCli(['save', '--cache-name', 'x', '--cache-dir', 'obj', '--store', join(dir, 'store')], { cwd: dir });
+  assert.is(result.code, 0);
+  assert.match(result.stderr, /warning: not saving: restore did not run in this build/);
+});
+
+test('an unwritable store is a warning and exit 0; with --strict exit 1', async () => {
+  const root = join(dir, 'src');
+  writeTree(root, { 'a.c': 'a', 'obj/a.o': 'o' });
+  const store = join(dir, 'store');
+  mkdirSync(store);
+  writeFileSync(join(store, 'x'), 'a file where the cache name needs a directory');
+  const args = ['--cache-name', 'x', '--cache-dir', 'obj', '--store', store, '--state-dir', join(dir, 'state')];
+  assert.is((await runCli(['restore', ...args], { cwd: root })).code, 0);
+  writeFileSync(join(root, 'obj/b.o'), 'artifact');
+  const result = await runCli(['save', ...args], { cwd: root });
+  assert.is(result.code, 0);
+  assert.match(result.stderr, /warning: save failed, the build goes on: write .*x\/v1-.* failed/);
+  const strict = await runCli(['save', ...args, '--strict'], { cwd: root });
+  assert.is(strict.code, 1);
+  assert.match(strict.stderr, /error: write/);
+});
+
+test('--json writes the report; --quiet drops the summary line', async () => {
+  writeTree(join(dir, 'src'), { 'a.c': 'a' });
+  const json = join(dir, 'report.json');
+  const result = await runCli(['restore', '--cache-name', 'q', '--cache-dir', 'obj', '--store', join(dir, 'store'),
+    '--state-dir', join(dir, 'state'), '--json', json, '--quiet'], { cwd: join(dir, 'src') });
+  assert.is(result.stderr, '');
+  const report = JSON.parse(readFileSync(json, 'utf8')) as { command: string; outcome: string; sources: { files: number } };
+  assert.is(report.command, 'restore');
+  assert.is(report.outcome, 'miss');
+  assert.is(report.sources.files, 1);
+});
+
+test('the state dir is private to the user', async () => {
+  writeTree(join(dir, 'src'), { 'a.c': 'a' });
+  const state = join(dir, 'state');
+  await runCli(['restore', '--cache-name', 'p', '--cache-dir', 'obj', '--store', join(dir, 'store'), '--state-dir', state], { cwd: join(dir, 'src') });
+  assert.equal(readdirSync(state).sort(), ['MD5SUMS', 'state.json']);
+  assert.is(statSync(state).mode & 0o077, 0, 'no access for group or others');
+});
+
+test('save finds the restore of the source root from a directory below it (configurePhase did cd build)', async () => {
+  const root = join(dir, 'src');
+  writeTree(root, { 'a.c': 'a', 'build/keep': 'k' });
+  const env = { TMPDIR: join(dir, 'tmp'), NBC_STORE: join(dir, 'store') };
+  mkdirSync(env.TMPDIR);
+  const args = ['--cache-name', 'cd', '--cache-dir', 'build'];
+  assert.is((await runCli(['restore', ...args], { cwd: root, env })).code, 0);
+  writeFileSync(join(root, 'build', 'out.o'), 'object');
+  const saved = await runCli(['save', ...args], { cwd: join(root, 'build'), env });
+  assert.match(saved.stderr, /save: saved cd, key cd\/v1-\w+\.tar\.gz; 1 file, /);
+  assert.is(readdirSync(env.TMPDIR).length, 1, 'one state dir, in $TMPDIR');
+});
+
+test.run();
