@@ -34,6 +34,7 @@ export interface PackInput {
   compression: Compression;
   /** Seconds, for the meta files' headers. */
   created: number;
+  signal?: AbortSignal;
 }
 
 const END_OF_ARCHIVE = 1024;
@@ -67,6 +68,7 @@ export function packArchive(input: PackInput): Readable {
     // node-tar ends its stream with the end-of-archive blocks: hold them back, append the meta files.
     let tail: Buffer = Buffer.alloc(0);
     for await (const chunk of pack as AsyncIterable<Buffer>) {
+      input.signal?.throwIfAborted();
       const joined = chunk.length >= END_OF_ARCHIVE ? chunk : Buffer.concat([tail, chunk]);
       if (joined === chunk && tail.length > 0) yield tail;
       if (joined.length > END_OF_ARCHIVE) yield joined.subarray(0, joined.length - END_OF_ARCHIVE);

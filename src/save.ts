@@ -70,7 +70,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
       artifacts.warnings.forEach(warn);
       const created = new Date(started);
       const body = packArchive({
-        root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000),
+        root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal,
         metaFiles: (counts) => {
           Object.assign(report, counts);
           const meta: ArchiveMeta = {
