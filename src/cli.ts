@@ -1,51 +1,75 @@
 #!/usr/bin/env node
 // The only module that touches argv, the environment, stdout/stderr and the exit code.
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseCredentials, type Credentials } from './core/credentials.js';
 import { formatManifest } from './core/manifest.js';
+import { parseDuration, type CacheObject } from './core/prune.js';
 import { ConfigError, describeError } from './errors.js';
 import { hashTree } from './index.js';
-import type { RestoreOptions } from './options.js';
-import { summaryLine, type Report, type RestoreReport } from './report.js';
+import { listCaches, pruneCaches } from './manage.js';
+import { resolveOptions, type RestoreOptions } from './options.js';
+import { summaryLine, type ListedCache, type Report, type RestoreReport } from './report.js';
 import { restore } from './restore.js';
 import { save } from './save.js';
+import type { S3Settings } from './stores/index.js';
 import { VERSION } from './version.js';
 
-type Command = 'restore' | 'save' | 'hash';
+type Command = 'restore' | 'save' | 'hash' | 'ls' | 'prune';
 const COMMANDS: Record<Command, string> = {
   restore: 'hash the source tree, fetch the newest usable cache and set times so that the build redoes what changed (run in preConfigure, from the source root)',
   save: 'archive the cache dirs with the manifest recorded by restore and store it under the cache name (run in preInstall)',
   hash: 'print the MD5 manifest of DIR (default: the current directory) in md5sum format',
+  ls: 'list the cache archives in the store: name, size, age, key',
+  prune: 'delete cache archives by age and/or keeping the newest N per name',
 };
 
 interface Spec {
   type: 'string' | 'boolean';
   multiple?: boolean;
   value?: string;
-  env?: string;
+  /** Environment variables read when the flag is absent, first set wins. */
+  env?: string[];
   fallback: string;
   help: string;
   commands: readonly Command[];
 }
 
 const BUILD = ['restore', 'save'] as const;
+const STORES = ['restore', 'save', 'ls', 'prune'] as const;
+const ALL = ['restore', 'save', 'hash', 'ls', 'prune'] as const;
 const OPTIONS: Record<string, Spec> = {
-  store: { type: 'string', value: 'DIR|URL', env: 'NBC_STORE', fallback: '$XDG_CACHE_HOME/nix-build-cache (or ~/.cache/nix-build-cache)', help: 'where archives are kept: a directory or file:///DIR', commands: BUILD },
-  'cache-name': { type: 'string', value: 'NAME', env: 'NBC_CACHE_NAME', fallback: 'required', help: "this build's cache, e.g. REPO/BRANCH", commands: BUILD },
-  fallback: { type: 'string', multiple: true, value: 'NAME', env: 'NBC_FALLBACKS', fallback: 'none', help: 'cache to try when --cache-name has none; repeatable, tried in order (env: comma-separated)', commands: ['restore'] },
-  'cache-dir': { type: 'string', multiple: true, value: 'DIR', env: 'NBC_CACHE_DIRS', fallback: 'required', help: 'directory (relative to the source root) kept between builds; repeatable; "." is the whole tree (env: comma-separated)', commands: BUILD },
-  'state-dir': { type: 'string', value: 'DIR', env: 'NBC_STATE_DIR', fallback: '$NIX_BUILD_TOP/.nix-build-cache, else one per source root in $TMPDIR', help: 'where restore records the manifest for save', commands: BUILD },
-  root: { type: 'string', value: 'DIR', env: 'NBC_ROOT', fallback: 'the current directory', help: 'the source root', commands: ['restore'] },
-  compression: { type: 'string', value: 'gzip|none', env: 'NBC_COMPRESSION', fallback: 'gzip', help: 'archive compression (part of the key; reading detects it)', commands: BUILD },
-  salt: { type: 'string', value: 'TEXT', env: 'NBC_SALT', fallback: 'none', help: 'anything that makes caches incompatible, e.g. a toolchain fingerprint (part of the key)', commands: BUILD },
+  store: { type: 'string', value: 'DIR|URL', env: ['NBC_STORE'], fallback: '$XDG_CACHE_HOME/nix-build-cache (or ~/.cache/nix-build-cache)', help: 'where archives are kept: a directory, file:///DIR or s3://BUCKET[/PREFIX]', commands: STORES },
+  'cache-name': { type: 'string', value: 'NAME', env: ['NBC_CACHE_NAME'], fallback: 'required', help: "this build's cache, e.g. REPO/BRANCH", commands: BUILD },
+  fallback: { type: 'string', multiple: true, value: 'NAME', env: ['NBC_FALLBACKS'], fallback: 'none', help: 'cache to try when --cache-name has none; repeatable, tried in order (env: comma-separated)', commands: ['restore'] },
+  'cache-dir': { type: 'string', multiple: true, value: 'DIR', env: ['NBC_CACHE_DIRS'], fallback: 'required', help: 'directory (relative to the source root) kept between builds; repeatable; "." is the whole tree (env: comma-separated)', commands: BUILD },
+  'state-dir': { type: 'string', value: 'DIR', env: ['NBC_STATE_DIR'], fallback: '$NIX_BUILD_TOP/.nix-build-cache, else one per source root in $TMPDIR', help: 'where restore records the manifest for save', commands: BUILD },
+  root: { type: 'string', value: 'DIR', env: ['NBC_ROOT'], fallback: 'the current directory', help: 'the source root', commands: ['restore'] },
+  compression: { type: 'string', value: 'gzip|none', env: ['NBC_COMPRESSION'], fallback: 'gzip', help: 'archive compression (part of the key; reading detects it)', commands: BUILD },
+  salt: { type: 'string', value: 'TEXT', env: ['NBC_SALT'], fallback: 'none', help: 'anything that makes caches incompatible, e.g. a toolchain fingerprint (part of the key)', commands: BUILD },
   explain: { type: 'boolean', fallback: 'off', help: 'print how the plan classified each file: unchanged, changed, new, removed, restored, skipped', commands: ['restore'] },
-  threads: { type: 'string', value: 'N', env: 'NBC_THREADS', fallback: 'number of cores', help: 'worker threads for hashing and setting times', commands: ['restore', 'save', 'hash'] },
-  json: { type: 'string', value: 'FILE', env: 'NBC_JSON', fallback: 'none', help: "write the run's report as JSON to FILE", commands: ['restore', 'save', 'hash'] },
-  strict: { type: 'boolean', env: 'NBC_STRICT', fallback: 'off', help: 'fail (exit 1) on any cache problem instead of warning and building on', commands: BUILD },
-  quiet: { type: 'boolean', env: 'NBC_QUIET', fallback: 'off', help: 'print warnings only: no progress, no summary line', commands: ['restore', 'save', 'hash'] },
-  help: { type: 'boolean', fallback: '', help: 'show this help', commands: ['restore', 'save', 'hash'] },
+  endpoint: { type: 'string', value: 'URL', env: ['NBC_S3_ENDPOINT', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL'], fallback: 'AWS', help: 'S3-compatible server (path-style addressing)', commands: STORES },
+  region: { type: 'string', value: 'REGION', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'], fallback: 'us-east-1', help: 'S3 region', commands: STORES },
+  'credentials-file': { type: 'string', value: 'FILE', env: ['NBC_CREDENTIALS_FILE'], fallback: 'none', help: 'AWS shared-credentials file, or two lines: key id, secret', commands: STORES },
+  profile: { type: 'string', value: 'NAME', env: ['AWS_PROFILE'], fallback: 'default', help: 'profile to read from --credentials-file', commands: STORES },
+  'access-key-id': { type: 'string', value: 'ID', env: ['AWS_ACCESS_KEY_ID'], fallback: "the AWS SDK's chain", help: 'S3 access key id', commands: STORES },
+  'secret-access-key': { type: 'string', value: 'SECRET', env: ['AWS_SECRET_ACCESS_KEY'], fallback: "the AWS SDK's chain", help: 'S3 secret (prefer --credentials-file: arguments are visible to other users)', commands: STORES },
+  'part-size': { type: 'string', value: 'MIB', env: ['NBC_S3_PART_SIZE'], fallback: '8', help: 'MiB per uploaded part (at least 5); upload memory ≈ 4 × queue size × part size + 80 MiB', commands: ['save'] },
+  'queue-size': { type: 'string', value: 'N', env: ['NBC_S3_QUEUE_SIZE'], fallback: '4', help: 'parts uploaded at once', commands: ['save'] },
+  'connect-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_CONNECT_TIMEOUT'], fallback: '2', help: 'time to wait for a connection to the S3 server', commands: STORES },
+  'socket-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_SOCKET_TIMEOUT'], fallback: '10', help: 'time a request or download may sit idle', commands: STORES },
+  'max-attempts': { type: 'string', value: 'N', env: ['NBC_S3_MAX_ATTEMPTS'], fallback: '3', help: 'attempts per S3 request, retries included', commands: STORES },
+  'older-than': { type: 'string', value: 'AGE', fallback: 'none', help: 'delete archives older than AGE (30m, 12h, 7d, 2w)', commands: ['prune'] },
+  keep: { type: 'string', value: 'N', fallback: 'none', help: 'never delete the newest N archives of each cache name', commands: ['prune'] },
+  'dry-run': { type: 'boolean', fallback: 'off', help: 'list what prune would delete, delete nothing', commands: ['prune'] },
+  threads: { type: 'string', value: 'N', env: ['NBC_THREADS'], fallback: 'number of cores', help: 'worker threads for hashing and setting times', commands: ['restore', 'save', 'hash'] },
+  json: { type: 'string', value: 'FILE', env: ['NBC_JSON'], fallback: 'none', help: "write the run's report as JSON to FILE", commands: ALL },
+  strict: { type: 'boolean', env: ['NBC_STRICT'], fallback: 'off', help: 'fail (exit 1) on any cache problem instead of warning and building on', commands: BUILD },
+  quiet: { type: 'boolean', env: ['NBC_QUIET'], fallback: 'off', help: 'print warnings only: no progress, no summary line', commands: ALL },
+  help: { type: 'boolean', fallback: '', help: 'show this help', commands: ALL },
 };
 
 function usage(command?: Command): string {
@@ -58,42 +82,109 @@ function usage(command?: Command): string {
   }
   const lines = Object.entries(OPTIONS).filter(([, spec]) => spec.commands.includes(command)).map(([name, spec]) => {
     const flag = `--${name}${spec.value ? ` ${spec.value}` : ''}`;
-    const extra = [spec.fallback && `default: ${spec.fallback}`, spec.env && `env: ${spec.env}`].filter(Boolean).join('; ');
-    return `  ${flag.padEnd(24)} ${spec.help}${extra ? ` [${extra}]` : ''}`;
+    const extra = [spec.fallback && `default: ${spec.fallback}`, spec.env && `env: ${spec.env.join(', ')}`].filter(Boolean).join('; ');
+    return `  ${flag.padEnd(28)} ${spec.help}${extra ? ` [${extra}]` : ''}`;
   });
   return [`Usage: nix-build-cache ${command} [options]${command === 'hash' ? ' [DIR]' : ''}`, '', COMMANDS[command], '', 'Options:', ...lines].join('\n');
 }
 
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
+type Values = Record<string, string | boolean | string[] | undefined>;
 
-/** Options from the command line, else the environment, as the library takes them. */
-function gather(command: Command, values: Record<string, string | boolean | string[] | undefined>, env: NodeJS.ProcessEnv) {
-  const get = (name: string): string | boolean | string[] | undefined => {
+/** Reads options from the command line, else the environment; collects problems as `--flag: …`. */
+class Gathered {
+  readonly problems: string[] = [];
+  readonly #values: Values;
+  readonly #env: NodeJS.ProcessEnv;
+
+  constructor(values: Values, env: NodeJS.ProcessEnv) {
+    this.#values = values;
+    this.#env = env;
+  }
+
+  get(name: string): string | boolean | string[] | undefined {
     const spec = OPTIONS[name]!;
-    if (values[name] !== undefined) return values[name];
-    const fromEnv = spec.env ? env[spec.env] : undefined;
-    if (fromEnv === undefined || fromEnv === '') return undefined;
+    if (this.#values[name] !== undefined) return this.#values[name];
+    const fromEnv = spec.env?.map((variable) => this.#env[variable]).find((value) => value !== undefined && value !== '');
+    if (fromEnv === undefined) return undefined;
     if (spec.type === 'boolean') return TRUE.has(fromEnv.toLowerCase());
     return spec.multiple ? fromEnv.split(/[,\s]+/).filter(Boolean) : fromEnv;
+  }
+
+  string(name: string): string | undefined {
+    return this.get(name) as string | undefined;
+  }
+
+  /** A positive number option, times `scale`; a problem when it is not a positive number. */
+  number(name: string, scale = 1): number | undefined {
+    const text = this.string(name);
+    if (text === undefined) return undefined;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value <= 0) {
+      this.problems.push(`--${name}: must be a positive number (got ${JSON.stringify(text)})`);
+      return undefined;
+    }
+    return Math.round(value * scale);
+  }
+}
+
+/** Credentials from flags, else --credentials-file, else the AWS environment variables. */
+function credentials(options: Gathered, values: Values, env: NodeJS.ProcessEnv): Credentials | undefined {
+  const flagId = values['access-key-id'] as string | undefined;
+  const flagSecret = values['secret-access-key'] as string | undefined;
+  if (flagId !== undefined && flagSecret !== undefined) return { accessKeyId: flagId, secretAccessKey: flagSecret };
+  const file = options.string('credentials-file');
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      options.problems.push(`--credentials-file: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      return undefined;
+    }
+    const parsed = parseCredentials(text, options.string('profile') ?? 'default');
+    if ('problem' in parsed) options.problems.push(`--credentials-file: ${file}: ${parsed.problem}`);
+    return 'problem' in parsed ? undefined : parsed;
+  }
+  const id = options.string('access-key-id');
+  const secret = options.string('secret-access-key');
+  if (id === undefined || secret === undefined) return undefined;
+  return env.AWS_SESSION_TOKEN ? { accessKeyId: id, secretAccessKey: secret, sessionToken: env.AWS_SESSION_TOKEN }
+    : { accessKeyId: id, secretAccessKey: secret };
+}
+
+function s3Settings(options: Gathered, values: Values, env: NodeJS.ProcessEnv): S3Settings {
+  const settings: S3Settings = {};
+  const set = <K extends keyof S3Settings>(key: K, value: S3Settings[K] | undefined) => { if (value !== undefined) settings[key] = value; };
+  set('endpoint', options.string('endpoint'));
+  set('region', options.string('region'));
+  set('credentials', credentials(options, values, env));
+  set('partSize', options.number('part-size', 1 << 20));
+  set('queueSize', options.number('queue-size'));
+  set('connectTimeout', options.number('connect-timeout', 1000));
+  set('socketTimeout', options.number('socket-timeout', 1000));
+  set('maxAttempts', options.number('max-attempts'));
+  return settings;
+}
+
+function buildOptions(command: Command, options: Gathered, values: Values, env: NodeJS.ProcessEnv): RestoreOptions {
+  const stateDir = options.string('state-dir') ?? (env.NIX_BUILD_TOP ? join(env.NIX_BUILD_TOP, '.nix-build-cache') : undefined);
+  const threads = options.number('threads');
+  const result: RestoreOptions = {
+    store: options.string('store') ?? join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nix-build-cache'),
+    s3: s3Settings(options, values, env),
+    cacheName: options.string('cache-name') ?? '',
+    cacheDirs: (options.get('cache-dir') as string[] | undefined) ?? [],
+    fallbacks: (options.get('fallback') as string[] | undefined) ?? [],
+    strict: options.get('strict') === true,
+    explain: command === 'restore' && options.get('explain') === true,
   };
-  const str = (name: string) => get(name) as string | undefined;
-  const threads = str('threads');
-  const cacheHome = env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  const stateDir = str('state-dir') ?? (env.NIX_BUILD_TOP ? join(env.NIX_BUILD_TOP, '.nix-build-cache') : undefined);
-  const options: RestoreOptions = {
-    store: str('store') ?? join(cacheHome, 'nix-build-cache'),
-    cacheName: str('cache-name') ?? '',
-    cacheDirs: (get('cache-dir') as string[] | undefined) ?? [],
-    fallbacks: (get('fallback') as string[] | undefined) ?? [],
-    ...(stateDir === undefined ? {} : { stateDir }),
-    ...(str('root') === undefined ? {} : { root: str('root')! }),
-    ...(str('compression') === undefined ? {} : { compression: str('compression') as RestoreOptions['compression'] }),
-    ...(str('salt') === undefined ? {} : { salt: str('salt')! }),
-    ...(threads === undefined ? {} : { threads: /^\d+$/.test(threads) ? Number(threads) : NaN }),
-    strict: get('strict') === true,
-    explain: command === 'restore' && get('explain') === true,
-  };
-  return { options, quiet: get('quiet') === true, json: str('json') };
+  if (stateDir !== undefined) result.stateDir = stateDir;
+  if (options.string('root') !== undefined) result.root = options.string('root')!;
+  if (options.string('compression') !== undefined) result.compression = options.string('compression') as RestoreOptions['compression'];
+  if (options.string('salt') !== undefined) result.salt = options.string('salt')!;
+  if (threads !== undefined) result.threads = threads;
+  return result;
 }
 
 function progress(quiet: boolean) {
@@ -117,6 +208,63 @@ function printExplain(report: RestoreReport): void {
   for (const line of report.explain ?? []) {
     process.stdout.write(`${line.status.padEnd(9)}  ${line.path}${line.reason ? `  (${line.reason})` : ''}\n`);
   }
+}
+
+function listed(caches: readonly CacheObject[]): ListedCache[] {
+  return caches.map(({ name, key, size, modified }) => ({ name, key, size, modified: modified.toISOString() }));
+}
+
+function age(iso: string): string {
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  return seconds < 3600 ? `${Math.round(seconds / 60)}m` : seconds < 172800 ? `${Math.round(seconds / 3600)}h` : `${Math.round(seconds / 86400)}d`;
+}
+
+function printCaches(caches: readonly ListedCache[], verb = ''): void {
+  const rows = caches.map((c) => [c.name, `${(c.size / 1e6).toFixed(1)} MB`, age(c.modified), c.key]);
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), ['NAME', 'SIZE', 'AGE'][i]!.length));
+  const line = (cells: string[]) => `${verb}${cells.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  ')}\n`;
+  if (rows.length > 0) process.stdout.write(line(['NAME', 'SIZE', 'AGE', 'KEY']));
+  for (const row of rows) process.stdout.write(line(row));
+}
+
+async function execute(command: Command, values: Values, positionals: string[], env: NodeJS.ProcessEnv,
+  hooks: { onWarning: (message: string) => void; onProgress?: ((files: number) => void) | undefined }): Promise<Report> {
+  const options = new Gathered(values, env);
+  const built = buildOptions(command, options, values, env);
+  const started = Date.now();
+  const seconds = () => (Date.now() - started) / 1000;
+  if (command === 'ls' || command === 'prune') {
+    const olderThan = options.string('older-than');
+    const olderThanMs = olderThan === undefined ? undefined : parseDuration(olderThan);
+    if (olderThan !== undefined && olderThanMs === undefined) options.problems.push(`--older-than: use a number and s, m, h, d or w (got ${JSON.stringify(olderThan)})`);
+    const keep = options.number('keep');
+    if (options.problems.length > 0) throw new ConfigError(options.problems);
+    const store = { store: built.store, s3: built.s3! };
+    const location = typeof built.store === 'string' ? built.store : built.store.location;
+    if (command === 'ls') return { command, store: location, caches: listed(await listCaches(store)), seconds: seconds() };
+    const dryRun = values['dry-run'] === true;
+    const deleted = await pruneCaches({ ...store, dryRun, ...(olderThanMs === undefined ? {} : { olderThanMs }), ...(keep === undefined ? {} : { keep }) });
+    return { command, store: location, dryRun, deleted: listed(deleted), seconds: seconds() };
+  }
+  if (command !== 'hash') {
+    try {
+      resolveOptions(built);
+    } catch (error) {
+      if (error instanceof ConfigError) throw new ConfigError([...options.problems, ...error.problems]);
+      throw error;
+    }
+  }
+  if (options.problems.length > 0) throw new ConfigError(options.problems);
+  if (command === 'hash') {
+    if (positionals.length > 1) throw new ConfigError([`DIR: at most one directory (got ${positionals.length})`]);
+    const root = positionals[0] ?? '.';
+    const tree = await hashTree(root, { ...(built.threads === undefined ? {} : { threads: built.threads }), ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
+    process.stdout.write(formatManifest(tree.digests));
+    tree.problems.forEach(hooks.onWarning);
+    return { command, root, files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
+  }
+  const withHooks = { ...built, onWarning: hooks.onWarning, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) };
+  return command === 'restore' ? restore(withHooks) : save(withHooks);
 }
 
 async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -143,11 +291,14 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.stderr.write(`nix-build-cache ${command}: ${describeError(error)}\n\n${usage(command)}\n`);
     return 2;
   }
-  if (parsed.values.help) {
+  const values = parsed.values as Values;
+  if (values.help) {
     process.stdout.write(`${usage(command)}\n`);
     return 0;
   }
-  const { options, quiet, json } = gather(command, parsed.values as Record<string, string | boolean | string[] | undefined>, env);
+  const gathered = new Gathered(values, env);
+  const quiet = gathered.get('quiet') === true;
+  const json = gathered.string('json');
   const bar = progress(quiet);
   const onWarning = (message: string) => {
     bar.clear();
@@ -155,24 +306,8 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   };
   let report: Report;
   try {
-    if (command === 'hash') {
-      if (parsed.positionals.length > 1) throw new ConfigError([`DIR: at most one directory (got ${parsed.positionals.length})`]);
-      const started = Date.now();
-      const root = parsed.positionals[0] ?? '.';
-      const tree = await hashTree(root, { ...(options.threads === undefined ? {} : { threads: options.threads }), onProgress: bar.update });
-      bar.clear();
-      process.stdout.write(formatManifest(tree.digests));
-      tree.problems.forEach(onWarning);
-      report = {
-        command, root, files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes,
-        warnings: tree.problems, seconds: (Date.now() - started) / 1000,
-      };
-    } else {
-      const withHooks = { ...options, onWarning, ...(bar.update ? { onProgress: bar.update } : {}) };
-      report = command === 'restore' ? await restore(withHooks) : await save(withHooks);
-      bar.clear();
-      if (report.command === 'restore' && options.explain) printExplain(report);
-    }
+    report = await execute(command, values, parsed.positionals, env, { onWarning, onProgress: bar.update });
+    bar.clear();
   } catch (error) {
     bar.clear();
     if (error instanceof ConfigError) {
@@ -182,6 +317,9 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.stderr.write(`nix-build-cache ${command}: error: ${describeError(error)}\n`);
     return 1;
   }
+  if (report.command === 'restore' && report.explain) printExplain(report);
+  if (report.command === 'ls') printCaches(report.caches);
+  if (report.command === 'prune') printCaches(report.deleted, report.dryRun ? 'would delete  ' : 'deleted  ');
   if (json) {
     await writeFile(json, `${JSON.stringify(report, null, 2)}\n`).catch((error: unknown) =>
       onWarning(`cannot write the report to ${json}: ${describeError(error)}`));

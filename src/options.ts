@@ -1,12 +1,14 @@
 import { resolve } from 'node:path';
 import { checkCacheDirs, checkCacheName, checkChoice, checkPositiveInteger, COMPRESSIONS, type Compression } from './core/config.js';
 import { ConfigError } from './errors.js';
-import { checkStoreLocation } from './stores/index.js';
+import { checkStoreLocation, type S3Settings, type Store } from './stores/index.js';
 
 /** Options shared by restore and save. */
 export interface CacheOptions {
-  /** Where archives are kept: a directory or a file:// URL. */
-  store: string;
+  /** Where archives are kept: a directory, a file:// URL, s3://BUCKET[/PREFIX], or a Store object. */
+  store: string | Store;
+  /** Endpoint, region, credentials, part size and timeouts for s3:// stores. */
+  s3?: S3Settings;
   /** This build's cache name, such as "<repository>/<branch>". */
   cacheName: string;
   /** Directories relative to the source root whose files outlive the build; "." is the whole tree. */
@@ -42,7 +44,8 @@ export type SaveOptions = CacheOptions;
 const DEFAULTS = { compression: 'gzip', strict: false, fallbacks: [], explain: false } as const;
 
 export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
-  'root' | 'stateDir' | 'salt' | 'threads' | 'signal' | 'onWarning' | 'onProgress'>>> {
+  'root' | 'stateDir' | 'salt' | 'threads' | 'signal' | 'onWarning' | 'onProgress' | 's3'>>> {
+  readonly s3: S3Settings;
   readonly cacheDirs: readonly string[];
   readonly root: string | undefined;
   readonly stateDir: string | undefined;
@@ -51,6 +54,27 @@ export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
   readonly signal: AbortSignal | undefined;
   readonly onWarning: ((message: string) => void) | undefined;
   readonly onProgress: ((filesHashed: number) => void) | undefined;
+}
+
+const MIN_PART_SIZE = 5 << 20;
+
+function checkS3Settings(s3: S3Settings): (string | undefined)[] {
+  const positive = (field: keyof S3Settings) =>
+    s3[field] === undefined ? undefined : checkPositiveInteger(`s3.${field}`, s3[field]);
+  let endpoint: string | undefined;
+  if (s3.endpoint !== undefined) {
+    let protocol = '';
+    try {
+      protocol = new URL(s3.endpoint).protocol;
+    } catch { /* reported below */ }
+    if (protocol !== 'http:' && protocol !== 'https:') endpoint = `s3.endpoint: must be an http(s) URL (got ${JSON.stringify(s3.endpoint)})`;
+  }
+  return [
+    endpoint,
+    positive('queueSize'), positive('connectTimeout'), positive('socketTimeout'), positive('maxAttempts'),
+    s3.partSize === undefined || (Number.isInteger(s3.partSize) && s3.partSize >= MIN_PART_SIZE) ? undefined
+      : `s3.partSize: must be at least 5 MiB, S3's minimum (got ${s3.partSize})`,
+  ];
 }
 
 /** Fills defaults and checks every field; throws one ConfigError listing every problem. */
@@ -64,10 +88,12 @@ export function resolveOptions(options: RestoreOptions): ResolvedOptions {
     checkChoice('compression', options.compression ?? DEFAULTS.compression, COMPRESSIONS),
     options.threads === undefined ? undefined : checkPositiveInteger('threads', options.threads),
     options.salt === undefined || typeof options.salt === 'string' ? undefined : `salt: must be a string (got ${typeof options.salt})`,
+    ...checkS3Settings(options.s3 ?? {}),
   ].filter((problem): problem is string => problem !== undefined));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     store: options.store,
+    s3: Object.freeze({ ...options.s3 }),
     cacheName: options.cacheName,
     fallbacks: Object.freeze([...fallbacks]),
     cacheDirs: Object.freeze(dirs),

@@ -68,7 +68,30 @@ export interface HashReport {
   seconds: number;
 }
 
-export type Report = RestoreReport | SaveReport | HashReport;
+export interface ListedCache {
+  name: string;
+  key: string;
+  size: number;
+  /** ISO 8601. */
+  modified: string;
+}
+
+export interface ListReport {
+  command: 'ls';
+  store: string;
+  caches: ListedCache[];
+  seconds: number;
+}
+
+export interface PruneReport {
+  command: 'prune';
+  store: string;
+  dryRun: boolean;
+  deleted: ListedCache[];
+  seconds: number;
+}
+
+export type Report = RestoreReport | SaveReport | HashReport | ListReport | PruneReport;
 
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
@@ -95,6 +118,11 @@ export function summaryLine(report: Report): string {
         ? `save: saved ${report.cacheName}, key ${report.key}; ${count(report.files, 'file')}, ${megabytes(report.bytes)} `
           + `-> ${megabytes(report.archiveBytes)}; ${time}`
         : `save: ${report.outcome} ${report.cacheName} (${report.reason}); ${time}`;
+    case 'ls':
+      return `ls: ${count(report.caches.length, 'archive')}, ${megabytes(report.caches.reduce((sum, c) => sum + c.size, 0))} in ${report.store}; ${time}`;
+    case 'prune':
+      return `prune: ${report.dryRun ? 'would delete' : 'deleted'} ${count(report.deleted.length, 'archive')}, `
+        + `${megabytes(report.deleted.reduce((sum, c) => sum + c.size, 0))}; ${time}`;
     case 'hash':
       return `hash: ${count(report.files, 'file')}, ${megabytes(report.bytes)}, ${report.unhashable} unreadable; ${time}`;
   }

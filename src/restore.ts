@@ -5,7 +5,7 @@ import { extractArchive } from './archive.js';
 import { parseManifest } from './core/manifest.js';
 import { objectKey } from './core/key.js';
 import { bytePathFromText, textFromBytePath, type BytePath } from './core/paths.js';
-import { changedSourceTime, planRestore, type RestorePlan } from './core/plan.js';
+import { artifactFingerprint, changedSourceTime, planRestore, type RestorePlan } from './core/plan.js';
 import { ArchiveError, ConfigError, describeError } from './errors.js';
 import { hashTreeWithPool, type TreeHash } from './hash.js';
 import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './options.js';
@@ -44,11 +44,22 @@ interface Context {
   report: RestoreReport;
 }
 
-/** Tries one cache: unpack into staging, plan, move into place. Throws when the archive is unusable. */
-async function tryCache(ctx: Context, name: string, key: string): Promise<boolean> {
+/** What the plan left in the tree, as save will see it if the build changes nothing. */
+function restoredFingerprint(plan: RestorePlan): string {
+  const times = new Map(plan.times.map((t) => [t.path, t.mtime]));
+  return artifactFingerprint(plan.restore.filter((e) => e.kind !== 'dir').map((e) => ({
+    path: e.path, size: e.kind === 'file' ? e.size : 0, mtimeMs: (times.get(e.path) ?? 0) * 1000,
+  })));
+}
+
+/**
+ * Tries one cache: unpack into staging, plan, move into place. Returns the fingerprint of the
+ * restored artifacts, or undefined when there is no such archive; throws when it is unusable.
+ */
+async function tryCache(ctx: Context, name: string, key: string): Promise<string | undefined> {
   const { config, report } = ctx;
   const body = await ctx.store.get(key, config.signal);
-  if (!body) return false;
+  if (!body) return undefined;
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
     const archive = await extractArchive(body, { staging, cacheDirs: config.cacheDirs, signal: config.signal });
@@ -65,7 +76,7 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<boolea
     report.artifacts = { restored: applied.restored, skipped: plan.skipped.length, bytes: applied.bytes };
     report.hit = { name, key, fallback: name !== config.cacheName };
     if (config.explain) report.explain = explainPlan(plan, ctx.tree.unhashable);
-    return true;
+    return restoredFingerprint(plan);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
@@ -90,9 +101,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     sources: { files: 0, bytes: 0, unchanged: 0, changed: 0, added: 0, removed: 0 },
     artifacts: { restored: 0, skipped: 0, bytes: 0 }, warnings: [], seconds: 0,
   };
+  let store: Store | undefined;
   try {
     const stateDir = await prepareStateDir(config.stateDir ?? defaultStateDir(root));
-    const store = openStore(config.store);
+    store = openStore(config.store, config.s3);
     await withPool(undefined, config.threads, async (pool) => {
       const tree = await hashTreeWithPool(Buffer.from(root), {
         pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: config.onProgress,
@@ -102,17 +114,18 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       report.sources.bytes = tree.bytes;
       const state = { root, cacheName: config.cacheName, hit: null, unhashable: tree.unhashable };
       await writeState(stateDir, state, tree.digests);
-      const ctx: Context = { config, store, pool, root, stateDir, tree, report };
+      const ctx: Context = { config, store: store!, pool, root, stateDir, tree, report };
       for (const name of [config.cacheName, ...config.fallbacks]) {
         const key = objectKey(name, config);
         try {
-          if (!(await tryCache(ctx, name, key))) {
+          const artifacts = await tryCache(ctx, name, key);
+          if (artifacts === undefined) {
             report.attempts.push({ name, key, result: 'missing' });
             continue;
           }
           report.attempts.push({ name, key, result: 'hit' });
           report.outcome = 'hit';
-          await writeState(stateDir, { ...state, hit: { name, key } });
+          await writeState(stateDir, { ...state, hit: { name, key, artifacts } });
           break;
         } catch (error) {
           if (config.strict || config.signal?.aborted) throw error;
@@ -126,6 +139,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     if (error instanceof ConfigError || config.strict) throw error;
     report.outcome = 'error';
     warn({ report, config }, `restore failed, building without the cache: ${describeError(error)}`);
+  } finally {
+    if (typeof config.store === 'string') store?.close();
   }
   report.seconds = (Date.now() - started) / 1000;
   return report;

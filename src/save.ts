@@ -2,6 +2,7 @@ import { lstat } from 'node:fs/promises';
 import { MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
 import { objectKey } from './core/key.js';
 import type { ArchiveMeta } from './core/meta.js';
+import { artifactFingerprint, type ArtifactState } from './core/plan.js';
 import { ARCHIVE_FORMAT } from './core/key.js';
 import { bytePathFromText, isTextPath, textFromBytePath, type BytePath } from './core/paths.js';
 import { ConfigError, describeError } from './errors.js';
@@ -9,7 +10,7 @@ import { resolveOptions, type SaveOptions } from './options.js';
 import type { SaveReport } from './report.js';
 import { skipInside } from './restore.js';
 import { findState, readState } from './state.js';
-import { openStore } from './stores/index.js';
+import { openStore, type Store } from './stores/index.js';
 import { VERSION } from './version.js';
 import { absolutePath, walkTree } from './walk.js';
 
@@ -41,6 +42,21 @@ async function listArtifacts(root: string, cacheDirs: readonly string[], sources
   return result;
 }
 
+const STAT_BATCH = 256;
+
+/** Fingerprint of the artifacts now, comparable with the one restore recorded. */
+async function currentFingerprint(root: string, entries: readonly BytePath[]): Promise<string> {
+  const rootBytes = Buffer.from(root);
+  const states: ArtifactState[] = [];
+  for (let i = 0; i < entries.length; i += STAT_BATCH) {
+    const stats = await Promise.all(entries.slice(i, i + STAT_BATCH).map(async (path) => ({ path, stat: await lstat(absolutePath(rootBytes, path)) })));
+    for (const { path, stat } of stats) {
+      if (!stat.isDirectory()) states.push({ path, size: stat.isFile() ? stat.size : 0, mtimeMs: stat.mtimeMs });
+    }
+  }
+  return artifactFingerprint(states);
+}
+
 /**
  * Archives the cache dirs (minus every file that was a source when restore ran) with the
  * restore-time manifest, streaming pack → compress → store. Skips with a warning when restore did
@@ -58,6 +74,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
     report.warnings.push(message);
     config.onWarning?.(message);
   };
+  let store: Store | undefined;
   try {
     const loaded = config.stateDir ? await readState(config.stateDir) : await findState(config.root ?? process.cwd());
     if (!loaded) {
@@ -68,6 +85,12 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
       const sources = new Set([...loaded.manifest.keys(), ...loaded.state.unhashable]);
       const artifacts = await listArtifacts(root, config.cacheDirs, sources, skipInside(root, loaded.dir), config.signal);
       artifacts.warnings.forEach(warn);
+      const { hit } = loaded.state;
+      if (hit?.key === key && hit.artifacts === await currentFingerprint(root, artifacts.entries)) {
+        report.reason = `nothing under the cache dirs changed since ${hit.name} was restored; not uploading`;
+        report.seconds = (Date.now() - started) / 1000;
+        return report;
+      }
       const created = new Date(started);
       const body = packArchive({
         root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal,
@@ -80,7 +103,8 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
           return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
         },
       });
-      report.archiveBytes = (await openStore(config.store).put(key, body, config.signal)).bytes;
+      store = openStore(config.store, config.s3);
+      report.archiveBytes = (await store.put(key, body, config.signal)).bytes;
       report.outcome = 'saved';
     }
   } catch (error) {
@@ -88,6 +112,8 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
     report.outcome = 'error';
     report.reason = describeError(error);
     warn(`save failed, the build goes on: ${report.reason}`);
+  } finally {
+    if (typeof config.store === 'string') store?.close();
   }
   report.seconds = (Date.now() - started) / 1000;
   return report;

@@ -11,8 +11,8 @@ export interface RestoreState {
   /** Absolute path of the source root at restore time. */
   root: string;
   cacheName: string;
-  /** The cache that was restored, if any. */
-  hit: { name: string; key: string } | null;
+  /** The cache that was restored, if any, and the fingerprint of the artifacts it left. */
+  hit: { name: string; key: string; artifacts: string } | null;
   /** Files that existed at restore time but could not be hashed: sources all the same. */
   unhashable: BytePath[];
 }

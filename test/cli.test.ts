@@ -36,7 +36,7 @@ test('invalid options exit 2 and list every problem by field', async () => {
   assert.is(result.code, 2);
   assert.match(result.stderr, /cacheName: use letters.*\(got "bad name"\)/);
   assert.match(result.stderr, /cacheDirs: must be a relative path without "\.\." \(got "\.\.\/up"\)/);
-  assert.match(result.stderr, /threads: must be a positive integer/);
+  assert.match(result.stderr, /--threads: must be a positive number \(got "x"\)/);
   const unknown = await runCli(['save', '--bogus'], { cwd: dir });
   assert.is(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown option '--bogus'/);

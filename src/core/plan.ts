@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { diffManifests, type Manifest, type ManifestDiff } from './manifest.js';
 import { ancestorsOf, type BytePath } from './paths.js';
 
@@ -99,4 +100,21 @@ function rankArtifactTimes(artifacts: readonly ArtifactEntry[]): TimeAssignment[
  * build writes later are newer even where the file system's clock is coarse. */
 export function changedSourceTime(nowMs: number): number {
   return Math.floor(nowMs / 1000) - 1;
+}
+
+export interface ArtifactState {
+  path: BytePath;
+  /** Bytes for files, 0 for symlinks. */
+  size: number;
+  /** Milliseconds since the epoch. */
+  mtimeMs: number;
+}
+
+/**
+ * A digest of the artifacts in the tree (files and symlinks with size and mtime), taken after
+ * restore and again at save: equal digests mean the build changed nothing worth uploading.
+ */
+export function artifactFingerprint(artifacts: Iterable<ArtifactState>): string {
+  const lines = [...artifacts].map((a) => `${a.path}\0${a.size}\0${a.mtimeMs}\n`).sort();
+  return createHash('sha256').update(lines.join(''), 'latin1').digest('hex');
 }

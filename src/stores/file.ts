@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { describeError, StoreError } from '../errors.js';
-import type { Store } from './store.js';
+import type { Store, StoredObject } from './store.js';
 
 /** A directory of archives: the default store, for one machine or a shared file system. */
 export class FileStore implements Store {
@@ -57,4 +57,32 @@ export class FileStore implements Store {
       throw new StoreError('write', `${this.location}/${key}`, describeError(error), { cause: error });
     }
   }
+
+  async list(): Promise<StoredObject[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#dir, { recursive: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new StoreError('list', this.location, describeError(error), { cause: error });
+    }
+    const objects: StoredObject[] = [];
+    for (const key of names.sort()) {
+      const info = await stat(join(this.#dir, key)).catch(() => undefined);
+      if (info?.isFile()) objects.push({ key, size: info.size, modified: info.mtime });
+    }
+    return objects;
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.#path(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new StoreError('delete', `${this.location}/${key}`, describeError(error), { cause: error });
+      }
+    }
+  }
+
+  close(): void {}
 }

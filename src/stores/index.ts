@@ -1,20 +1,31 @@
 import { fileURLToPath } from 'node:url';
 import { FileStore } from './file.js';
+import { S3Store, type S3Settings } from './s3.js';
 import type { Store } from './store.js';
 
-export type { Store } from './store.js';
+export type { Store, StoredObject } from './store.js';
+export type { S3Settings } from './s3.js';
 
-/** Checks a store location: a directory path or a file:// URL. Returns the problem, if any. */
+const S3_URL = /^s3:\/\/([^/]+)(?:\/(.*))?$/;
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Checks a store location: a directory, a file:// URL or s3://BUCKET[/PREFIX]. Returns the problem. */
 export function checkStoreLocation(location: unknown): string | undefined {
   const got = `(got ${JSON.stringify(location)})`;
+  if (typeof location === 'object' && location !== null) return undefined;
   if (typeof location !== 'string' || location === '') return `store: required ${got}`;
+  const s3 = S3_URL.exec(location);
+  if (s3) return BUCKET.test(s3[1]!) ? undefined : `store: not a valid S3 bucket name ${got}`;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location) && !location.startsWith('file://')) {
-    return `store: only directories and file:// URLs are supported ${got}`;
+    return `store: use a directory, file:///DIR or s3://BUCKET[/PREFIX] ${got}`;
   }
   return undefined;
 }
 
-/** Opens the store at a checked location. */
-export function openStore(location: string): Store {
+/** Opens the store at a checked location; a Store object is used as it is. */
+export function openStore(location: string | Store, s3: S3Settings = {}): Store {
+  if (typeof location !== 'string') return location;
+  const url = S3_URL.exec(location);
+  if (url) return new S3Store(url[1]!, url[2] ?? '', s3);
   return new FileStore(location.startsWith('file://') ? fileURLToPath(location) : location);
 }

@@ -1,5 +1,12 @@
 import type { Readable } from 'node:stream';
 
+export interface StoredObject {
+  /** Key relative to the store's location. */
+  key: string;
+  size: number;
+  modified: Date;
+}
+
 /** Where archives live. Keys are `/`-separated and already validated. */
 export interface Store {
   /** Where the store is, for messages; never holds credentials. */
@@ -8,4 +15,10 @@ export interface Store {
   get(key: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer> | undefined>;
   /** Writes the object so that readers see either the previous one or the whole new one. */
   put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
+  /** Every object in the store, in no particular order. */
+  list(signal?: AbortSignal): Promise<StoredObject[]>;
+  /** Removes an archive and anything the store keeps beside it. */
+  delete(key: string, signal?: AbortSignal): Promise<void>;
+  /** Releases connections; the store is not used afterwards. */
+  close(): void;
 }
