@@ -328,4 +328,6 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return 0;
 }
 
+// The AWS SDK's version is pinned; its notice about future Node versions is noise in build logs.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 process.exitCode = await run(process.argv.slice(2), process.env);

@@ -3,7 +3,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cProject, expectedOutput, parseMakeOutput, unitName, type CProjectOptions } from '../bench/c-project.js';
+import { cProject, expectedOutput, unitName, type CProjectOptions } from '../bench/c-project.js';
+import { nixLikeBuild as build, type BuildOptions } from './build.js';
 import { execFileAsync, runCli, tempDir, writeTree } from './helpers.js';
 
 const test = suite('make round trips through the CLI');
@@ -17,38 +18,8 @@ test.before(async () => {
 });
 test.after(() => removeWork());
 
-interface Build {
-  root: string;
-  top: string;
-  compiled: string[];
-  linked: boolean;
-  restoreOutput: string;
-  saveOutput: string;
-  report: { outcome: string; hit?: { name: string; fallback: boolean }; attempts: { name: string; result: string }[] };
-}
-
-/**
- * Builds as Nix would: a fresh /tmp/nix-build-… directory each time, sources with mtime 1,
- * restore in preConfigure, make, save in preInstall.
- */
-async function nixLikeBuild(files: Record<string, string>, name: string,
-  options: { fallbacks?: string[]; cacheDir?: string; beforeRestore?: (root: string) => void; extraArgs?: string[] } = {}): Promise<Build> {
-  const top = await mkdtemp(join(work, 'nix-build-'));
-  const root = join(top, 'source');
-  writeTree(root, files);
-  options.beforeRestore?.(root);
-  const env = { NIX_BUILD_TOP: top, NBC_STORE: store };
-  const cacheArgs = ['--cache-name', name, '--cache-dir', options.cacheDir ?? 'obj'];
-  const restored = await runCli(['restore', ...cacheArgs, ...(options.fallbacks ?? []).flatMap((f) => ['--fallback', f]),
-    '--json', join(top, 'restore.json'), '--explain', ...(options.extraArgs ?? [])], { cwd: root, env });
-  assert.is(restored.code, 0, restored.stderr);
-  const make = await execFileAsync('make', [], { cwd: root });
-  const saved = await runCli(['save', ...cacheArgs], { cwd: root, env });
-  assert.is(saved.code, 0, saved.stderr);
-  assert.match(saved.stderr, /save: (saved|skipped .*nothing under the cache dirs changed)/);
-  const report = JSON.parse(readFileSync(join(top, 'restore.json'), 'utf8')) as Build['report'];
-  return { root, top, ...parseMakeOutput(make.stdout), restoreOutput: restored.stdout + restored.stderr, saveOutput: saved.stderr, report };
-}
+const nixLikeBuild = (files: Record<string, string>, name: string, options: BuildOptions = {}) =>
+  build(work, { NBC_STORE: store }, files, name, options);
 
 async function cleanProgram(files: Record<string, string>, objdir = 'obj'): Promise<Buffer> {
   const root = await mkdtemp(join(work, 'clean-'));

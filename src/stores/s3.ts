@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand,
+  S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Credentials } from '../core/credentials.js';
@@ -34,14 +35,17 @@ export const S3_DEFAULTS = {
   region: 'us-east-1', partSize: 8 << 20, queueSize: 4, connectTimeout: 2000, socketTimeout: 10_000, maxAttempts: 3,
 } as const;
 
-/** The digest written beside each archive, and the upload it belongs to. */
+/**
+ * Each upload gets a random nonce, stored in the archive's metadata; once the upload is complete its
+ * SHA-256 goes beside it at `<key>.<nonce>.sha256`. A reader finds the digest of exactly the object
+ * it reads, even when two saves to one name race.
+ */
 interface Digest {
-  nonce: string;
   sha256: string;
   bytes: number;
 }
-const DIGEST_SUFFIX = '.sha256';
 const NONCE = 'nbc-nonce';
+const digestKey = (key: string, nonce: string) => `${key}.${nonce}.sha256`;
 
 function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -147,7 +151,8 @@ export class S3Store implements Store {
     const object = await this.#getBody(key, signal);
     if (!object?.Body) return undefined;
     const body = object.Body as Readable;
-    const digestObject = await this.#getBody(`${key}${DIGEST_SUFFIX}`, signal).catch((error: unknown) => {
+    const nonce = object.Metadata?.[NONCE];
+    const digestObject = nonce === undefined ? undefined : await this.#getBody(digestKey(key, nonce), signal).catch((error: unknown) => {
       body.destroy();
       throw error;
     });
@@ -157,10 +162,9 @@ export class S3Store implements Store {
     } catch {
       digest = undefined;
     }
-    if (!digest || digest.nonce !== object.Metadata?.[NONCE]) {
+    if (!digest) {
       body.destroy();
-      throw new ArchiveError(digest ? 'the archive and its digest come from different saves (two saves at once?)'
-        : 'the archive has no digest beside it (a save still running, or cut short?)', this.#where(key));
+      throw new ArchiveError('the archive has no digest beside it (a save still running, or cut short?)', this.#where(key));
     }
     const where = this.#where(key);
     const timeout = this.#settings.socketTimeout;
@@ -182,7 +186,18 @@ export class S3Store implements Store {
     })();
   }
 
+  async #nonceOf(key: string, signal?: AbortSignal): Promise<string | undefined> {
+    try {
+      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), { abortSignal: signal });
+      return head.Metadata?.[NONCE];
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw storeError('look up', this.#where(key), error);
+    }
+  }
+
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
+    const previous = await this.#nonceOf(key, signal);
     const nonce = randomBytes(8).toString('hex');
     const hash = createHash('sha256');
     let bytes = 0;
@@ -216,25 +231,29 @@ export class S3Store implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    const digest: Digest = { nonce, sha256: hash.digest('hex'), bytes };
+    const digest: Digest = { sha256: hash.digest('hex'), bytes };
     try {
       await this.#client.send(new PutObjectCommand({
-        Bucket: this.#bucket, Key: this.#key(`${key}${DIGEST_SUFFIX}`), Body: Buffer.from(JSON.stringify(digest)),
+        Bucket: this.#bucket, Key: this.#key(digestKey(key, nonce)), Body: Buffer.from(JSON.stringify(digest)),
         ContentType: 'application/json',
       }), { abortSignal: signal });
     } catch (error) {
-      throw storeError('upload digest', this.#where(`${key}${DIGEST_SUFFIX}`), error);
+      throw storeError('upload digest', this.#where(digestKey(key, nonce)), error);
+    }
+    if (previous !== undefined) {
+      // The replaced archive's digest; a leftover is harmless (prune removes it with the archive).
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(digestKey(key, previous)) })).catch(() => {});
     }
     return { bytes };
   }
 
-  async list(signal?: AbortSignal): Promise<StoredObject[]> {
+  async list(signal?: AbortSignal, under = ''): Promise<StoredObject[]> {
     const objects: StoredObject[] = [];
     let token: string | undefined;
     try {
       do {
         const page = await this.#client.send(new ListObjectsV2Command({
-          Bucket: this.#bucket, Prefix: this.#prefix, ...(token ? { ContinuationToken: token } : {}),
+          Bucket: this.#bucket, Prefix: this.#key(under), ...(token ? { ContinuationToken: token } : {}),
         }), { abortSignal: signal });
         for (const item of page.Contents ?? []) {
           if (item.Key === undefined) continue;
@@ -249,7 +268,8 @@ export class S3Store implements Store {
   }
 
   async delete(key: string, signal?: AbortSignal): Promise<void> {
-    for (const name of [key, `${key}${DIGEST_SUFFIX}`]) {
+    const digests = (await this.list(signal, `${key}.`)).map((object) => object.key).filter((name) => name.endsWith('.sha256'));
+    for (const name of [key, ...digests]) {
       try {
         await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(name) }), { abortSignal: signal });
       } catch (error) {
