@@ -223,7 +223,7 @@ function printCaches(caches: readonly ListedCache[], verb = ''): void {
   const rows = caches.map((c) => [c.name, `${(c.size / 1e6).toFixed(1)} MB`, age(c.modified), c.key]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), ['NAME', 'SIZE', 'AGE'][i]!.length));
   const line = (cells: string[]) => `${verb}${cells.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  ')}\n`;
-  if (rows.length > 0) process.stdout.write(line(['NAME', 'SIZE', 'AGE', 'KEY']));
+  if (rows.length > 0 && verb === '') process.stdout.write(line(['NAME', 'SIZE', 'AGE', 'KEY']));
   for (const row of rows) process.stdout.write(line(row));
 }
 

@@ -14,6 +14,10 @@ export type { CacheOptions, RestoreOptions, SaveOptions } from './options.js';
 export type { HashReport, Report, RestoreReport, SaveReport, ExplainLine, Attempt } from './report.js';
 export type { TreeHash } from './hash.js';
 export { WorkerPool } from './pool.js';
+export { listCaches, pruneCaches, type PruneOptions, type StoreOptions } from './manage.js';
+export { FileStore } from './stores/file.js';
+export { S3Store, S3_DEFAULTS, type S3Settings } from './stores/s3.js';
+export type { Store, StoredObject } from './stores/store.js';
 
 export interface HashTreeOptions {
   /** Worker threads. Default: the number of cores. */

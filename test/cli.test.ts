@@ -10,10 +10,13 @@ let remove: () => Promise<void>;
 test.before.each(async () => { ({ dir, remove } = await tempDir()); });
 test.after.each(() => remove());
 
+const S3 = ['endpoint', 'region', 'credentials-file', 'profile', 'access-key-id', 'secret-access-key', 'connect-timeout', 'socket-timeout', 'max-attempts'];
 const OPTIONS: Record<string, string[]> = {
-  restore: ['store', 'cache-name', 'fallback', 'cache-dir', 'state-dir', 'root', 'compression', 'salt', 'explain', 'threads', 'json', 'strict', 'quiet'],
-  save: ['store', 'cache-name', 'cache-dir', 'state-dir', 'compression', 'salt', 'threads', 'json', 'strict', 'quiet'],
+  restore: ['store', 'cache-name', 'fallback', 'cache-dir', 'state-dir', 'root', 'compression', 'salt', 'explain', ...S3, 'threads', 'json', 'strict', 'quiet'],
+  save: ['store', 'cache-name', 'cache-dir', 'state-dir', 'compression', 'salt', ...S3, 'part-size', 'queue-size', 'threads', 'json', 'strict', 'quiet'],
   hash: ['threads', 'json', 'quiet'],
+  ls: ['store', ...S3, 'json', 'quiet'],
+  prune: ['store', ...S3, 'older-than', 'keep', 'dry-run', 'json', 'quiet'],
 };
 
 test('--help of every command lists every option with its default', async () => {
@@ -23,7 +26,7 @@ test('--help of every command lists every option with its default', async () => 
     for (const option of options) assert.match(stdout, new RegExp(`^  --${option}\\b.*\\[default: [^\\]]+`, 'm'), `${command} --${option}`);
   }
   const top = await runCli(['--help'], { cwd: dir });
-  assert.match(top.stdout, /restore[\s\S]*save[\s\S]*hash/);
+  assert.match(top.stdout, /restore[\s\S]*save[\s\S]*hash[\s\S]*ls[\s\S]*prune/);
 });
 
 test('--version prints the package version', async () => {
@@ -104,6 +107,29 @@ test('save finds the restore of the source root from a directory below it (confi
   const saved = await runCli(['save', ...args], { cwd: join(root, 'build'), env });
   assert.match(saved.stderr, /save: saved cd, key cd\/v1-\w+\.tar\.gz; 1 file, /);
   assert.is(readdirSync(env.TMPDIR).length, 1, 'one state dir, in $TMPDIR');
+});
+
+test('ls and prune work on the local store too', async () => {
+  const store = join(dir, 'store');
+  for (const name of ['one', 'two/nested']) {
+    const root = join(dir, name.replace('/', '-'));
+    writeTree(root, { 'a.c': 'a' });
+    const args = ['--cache-name', name, '--cache-dir', 'obj', '--store', store, '--state-dir', join(root, '..', `${name.replace('/', '-')}.state`)];
+    await runCli(['restore', ...args], { cwd: root });
+    writeTree(join(root, 'obj'), { 'a.o': name });
+    assert.match((await runCli(['save', ...args], { cwd: root })).stderr, /save: saved/);
+  }
+  const ls = await runCli(['ls', '--store', store], { cwd: dir });
+  assert.match(ls.stdout, /^NAME +SIZE +AGE +KEY\none +0\.0 MB +0m +one\/v1-\w+\.tar\.gz\ntwo\/nested +.* two\/nested\/v1-\w+\.tar\.gz\n$/);
+  assert.match(ls.stderr, /ls: 2 archives/);
+  const dry = await runCli(['prune', '--store', store, '--older-than', '0s', '--dry-run', '--json', join(dir, 'prune.json')], { cwd: dir });
+  assert.match(dry.stdout, /would delete +one .*\nwould delete +two\/nested /);
+  assert.is(JSON.parse(readFileSync(join(dir, 'prune.json'), 'utf8')).deleted.length, 2);
+  assert.match((await runCli(['prune', '--store', store, '--older-than', '0s'], { cwd: dir })).stdout, /deleted +one[\s\S]*deleted +two\/nested/);
+  assert.is((await runCli(['ls', '--store', store], { cwd: dir })).stdout, '');
+  const bad = await runCli(['prune', '--store', store, '--older-than', 'soon'], { cwd: dir });
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--older-than: use a number and s, m, h, d or w \(got "soon"\)/);
 });
 
 test.run();

@@ -192,6 +192,13 @@ test('ls lists caches; prune --dry-run lists what prune then deletes, and only t
   assert.match((await cli(['ls'], work, env)).stdout, /alpha[\s\S]*beta/, 'dry run deleted nothing');
   const kept = await cli(['prune', '--keep', '1'], work, env);
   assert.is(kept.stdout, '', 'one archive per name: --keep 1 deletes nothing');
+  // A second, newer archive of alpha (another compression is another key): --keep 1 now selects the older.
+  await nixLikeBuild(work, env, files, 'alpha', { extraArgs: ['--compression', 'none'], saveArgs: ['--compression', 'none'] });
+  const keepDry = await cli(['prune', '--keep', '1', '--dry-run'], work, env);
+  assert.match(keepDry.stdout, /^would delete\s+alpha\s.*alpha\/v1-\w+\.tar\.gz\n$/);
+  const keepOne = await cli(['prune', '--keep', '1'], work, env);
+  assert.is(keepOne.stdout, keepDry.stdout.replace(/would delete /g, 'deleted '));
+  assert.match((await cli(['ls'], work, env)).stdout, /\nalpha\s.*alpha\/v1-\w+\.tar\n(?!alpha)beta\s/);
   const pruned = await cli(['prune', '--older-than', '0s'], work, env);
   assert.match(pruned.stdout, /deleted\s+alpha[\s\S]*deleted\s+beta/);
   assert.is((await cli(['ls'], work, env)).stdout, '');
@@ -200,11 +207,23 @@ test('ls lists caches; prune --dry-run lists what prune then deletes, and only t
   assert.equal(left.filter((name) => name.endsWith('._S3rver_object')), [], 'archives and their digests are gone');
 });
 
+test('credentials from --credentials-file (AWS format) instead of the environment', async () => {
+  const file = join(work, 'credentials');
+  writeFileSync(file, `[default]\naws_access_key_id = ${ACCESS_KEY_ID}\naws_secret_access_key = ${SECRET}\n`, { mode: 0o600 });
+  const env = { NBC_STORE: `s3://${s3.bucket}/ci`, NBC_S3_ENDPOINT: s3.endpoint };
+  const build = await nixLikeBuild(work, env, cProject({ units: 6 }), 'main', { extraArgs: ['--credentials-file', file], saveArgs: ['--credentials-file', file] });
+  outputs.push(build.restoreOutput, build.saveOutput);
+  assert.is(build.report.outcome, 'hit', build.restoreOutput);
+  const missing = await cli(['restore', '--cache-name', 'main', '--cache-dir', 'obj', '--credentials-file', join(work, 'nope')], work, env);
+  assert.is(missing.code, 2);
+  assert.match(missing.stderr, /--credentials-file: cannot read .*nope \(ENOENT\)/);
+});
+
 test('the secret appears in no output, report or file the tool wrote', async () => {
   assert.ok(outputs.length > 10);
   for (const text of outputs) assert.not.ok(text.includes(SECRET), 'secret printed');
   const written = readdirSync(work, { recursive: true }) as string[];
-  for (const name of written) {
+  for (const name of written.filter((path) => path !== 'credentials')) {
     try {
       assert.not.ok(readFileSync(join(work, name)).includes(SECRET), `secret in ${name}`);
     } catch (error) {

@@ -1,0 +1,57 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseCredentials } from '../../src/core/credentials.js';
+import { cacheNameOf, parseDuration, selectForPrune, type CacheObject } from '../../src/core/prune.js';
+
+const NOW = Date.parse('2026-11-25T12:00:00Z');
+const DAY = 86_400_000;
+const archive = (name: string, daysOld: number, n = 0): CacheObject =>
+  ({ name, key: `${name}/v1-${String(n).padStart(16, '0')}.tar.gz`, size: 1, modified: new Date(NOW - daysOld * DAY) });
+
+const prune = suite('prune selection');
+
+prune('keys: archives name their cache; digests and temporary files are not archives', () => {
+  assert.is(cacheNameOf('repo/main/v1-0123456789abcdef.tar.gz'), 'repo/main');
+  assert.is(cacheNameOf('main/v1-0123456789abcdef.tar'), 'main');
+  assert.is(cacheNameOf('main/v1-0123456789abcdef.tar.gz.0011223344556677.sha256'), undefined);
+  assert.is(cacheNameOf('main/v1-0123456789abcdef.tar.gz.tmp-12-ab'), undefined);
+});
+
+prune('durations', () => {
+  assert.is(parseDuration('90s'), 90_000);
+  assert.is(parseDuration('7d'), 7 * DAY);
+  assert.is(parseDuration('2w'), 14 * DAY);
+  assert.is(parseDuration('7 days'), undefined);
+});
+
+prune('older-than alone, keep alone, and both (keep protects the newest)', () => {
+  const objects = [archive('a', 1, 1), archive('a', 10, 2), archive('a', 20, 3), archive('b', 30, 4)];
+  const keys = (list: CacheObject[]) => list.map((o) => o.key.split('/')[0] + o.key.slice(-12, -7));
+  assert.equal(keys(selectForPrune(objects, { olderThanMs: 5 * DAY }, NOW)), ['a00002', 'a00003', 'b00004']);
+  assert.equal(keys(selectForPrune(objects, { keep: 1 }, NOW)), ['a00002', 'a00003']);
+  assert.equal(keys(selectForPrune(objects, { olderThanMs: 15 * DAY, keep: 1 }, NOW)), ['a00003']);
+  assert.equal(selectForPrune(objects, {}, NOW), []);
+});
+
+prune.run();
+
+const credentials = suite('credentials files');
+
+credentials('AWS shared-credentials format, default and named profiles', () => {
+  const text = '[default]\naws_access_key_id = AKIDEFAULT\naws_secret_access_key = s1\n\n[profile ci]\naws_access_key_id=AKICI\naws_secret_access_key=s2\naws_session_token=t\n';
+  assert.equal(parseCredentials(text), { accessKeyId: 'AKIDEFAULT', secretAccessKey: 's1' });
+  assert.equal(parseCredentials(text, 'ci'), { accessKeyId: 'AKICI', secretAccessKey: 's2', sessionToken: 't' });
+});
+
+credentials('a plain two-line file', () => {
+  assert.equal(parseCredentials('AKIPLAIN\nsecret-value\n'), { accessKeyId: 'AKIPLAIN', secretAccessKey: 'secret-value' });
+});
+
+credentials('problems never quote the file', () => {
+  const result = parseCredentials('[default]\naws_access_key_id = AKI\n');
+  assert.equal(result, { problem: 'profile default lacks aws_access_key_id or aws_secret_access_key' });
+  const plain = parseCredentials('only-one-line-SECRET\n');
+  assert.ok('problem' in plain && !plain.problem.includes('SECRET'));
+});
+
+credentials.run();
