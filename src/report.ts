@@ -109,7 +109,7 @@ export function summaryLine(report: Report): string {
       const { sources: s, artifacts: a } = report;
       const head = report.hit
         ? `hit ${report.hit.name}${report.hit.fallback ? ' (fallback)' : ''}, key ${report.hit.key}`
-        : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}`).join(', ') || 'nothing'})`;
+        : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}${t.result === 'missing' && t.reason ? `, ${t.reason}` : ''}`).join('; ') || 'nothing'})`;
       return `restore: ${head}; ${count(s.files, 'file')} hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `
         + `${count(a.restored, 'artifact')} restored (${megabytes(a.bytes)}), ${a.skipped} skipped; ${time}`;
     }

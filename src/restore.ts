@@ -3,7 +3,8 @@ import { join, relative } from 'node:path';
 import { applyPlan } from './apply.js';
 import { extractArchive } from './archive.js';
 import { parseManifest } from './core/manifest.js';
-import { objectKey } from './core/key.js';
+import { objectKey, whyMissing } from './core/key.js';
+import { cacheNameOf } from './core/prune.js';
 import { bytePathFromText, textFromBytePath, type BytePath } from './core/paths.js';
 import { artifactFingerprint, changedSourceTime, planRestore, type RestorePlan } from './core/plan.js';
 import { ArchiveError, ConfigError, describeError } from './errors.js';
@@ -120,7 +121,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
         try {
           const artifacts = await tryCache(ctx, name, key);
           if (artifacts === undefined) {
-            report.attempts.push({ name, key, result: 'missing' });
+            const others = (await store!.list(config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
+            const reason = whyMissing(key, others);
+            report.attempts.push(reason === undefined ? { name, key, result: 'missing' } : { name, key, result: 'missing', reason });
             continue;
           }
           report.attempts.push({ name, key, result: 'hit' });

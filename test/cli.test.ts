@@ -50,7 +50,7 @@ test('options come from NBC_* variables when not on the command line', async () 
   const env = { NBC_STORE: join(dir, 'store'), NBC_CACHE_NAME: 'env-name', NBC_CACHE_DIRS: 'obj', NBC_FALLBACKS: 'one,two', NBC_STATE_DIR: join(dir, 'state') };
   const result = await runCli(['restore'], { cwd: join(dir, 'src'), env });
   assert.is(result.code, 0, result.stderr);
-  assert.match(result.stderr, /miss \(tried env-name: missing, one: missing, two: missing\)/);
+  assert.match(result.stderr, /miss \(tried env-name: missing; one: missing; two: missing\)/);
 });
 
 test('save without a restore in this build skips with a clear message and exit 0', async () => {

@@ -58,10 +58,12 @@ export class FileStore implements Store {
     }
   }
 
-  async list(): Promise<StoredObject[]> {
+  async list(_signal?: AbortSignal, under = ''): Promise<StoredObject[]> {
+    // Keys are paths: list the deepest directory that holds every key starting with `under`.
+    const base = under.includes('/') ? under.slice(0, under.lastIndexOf('/') + 1) : '';
     let names: string[];
     try {
-      names = await readdir(this.#dir, { recursive: true });
+      names = (await readdir(join(this.#dir, base), { recursive: true })).map((name) => `${base}${name}`).filter((key) => key.startsWith(under));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new StoreError('list', this.location, describeError(error), { cause: error });

@@ -15,8 +15,8 @@ export interface Store {
   get(key: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer> | undefined>;
   /** Writes the object so that readers see either the previous one or the whole new one. */
   put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
-  /** Every object in the store, in no particular order. */
-  list(signal?: AbortSignal): Promise<StoredObject[]>;
+  /** Every object in the store whose key starts with `under` (default: all), in no particular order. */
+  list(signal?: AbortSignal, under?: string): Promise<StoredObject[]>;
   /** Removes an archive and anything the store keeps beside it. */
   delete(key: string, signal?: AbortSignal): Promise<void>;
   /** Releases connections; the store is not used afterwards. */

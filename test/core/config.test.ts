@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { checkCacheDirs, checkCacheName } from '../../src/core/config.js';
-import { objectKey } from '../../src/core/key.js';
+import { objectKey, whyMissing } from '../../src/core/key.js';
 import { normalizeRelative, resolveLinkTarget } from '../../src/core/paths.js';
 import { ConfigError } from '../../src/errors.js';
 import { resolveOptions } from '../../src/options.js';
@@ -46,6 +46,11 @@ test('resolveOptions reports every problem at once in one ConfigError', () => {
 test('keys change with everything that changes an archive, and only with that', () => {
   const base = objectKey('main', { cacheDirs: ['obj', 'dist'], compression: 'gzip' });
   assert.match(base, /^main\/v1-[0-9a-f]{16}\.tar\.gz$/);
+  const salted = objectKey('main', { cacheDirs: ['obj', 'dist'], compression: 'gzip', salt: 'gcc-13' });
+  assert.is(salted.slice(0, 16), base.slice(0, 16), 'the salt changes only the second half');
+  assert.match(whyMissing(salted, [base]) ?? '', /another toolchain salt/);
+  assert.match(whyMissing(base, [objectKey('main', { cacheDirs: ['obj'], compression: 'gzip' })]) ?? '', /other settings/);
+  assert.is(whyMissing(base, []), undefined);
   assert.is(objectKey('main', { cacheDirs: ['dist', 'obj'], compression: 'gzip' }), base, 'dir order does not matter');
   assert.is.not(objectKey('main', { cacheDirs: ['obj'], compression: 'gzip' }), base);
   assert.is.not(objectKey('main', { cacheDirs: ['obj', 'dist'], compression: 'none' }), base.replace('.tar.gz', '.tar'));
