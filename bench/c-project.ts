@@ -40,17 +40,18 @@ export function cProject(options: CProjectOptions): Record<string, string> {
     + '  printf("%ld\\n", sum); return 0; }\n';
   const objects = ['main', ...kept.map(unitName)].map((name) => `${prefix}${name}.o`);
   const mkdir = objdir === '.' ? '' : `\t@mkdir -p ${objdir}\n`;
-  files.Makefile = `CC ?= cc\nCFLAGS ?= -O1\nOBJS = ${objects.join(' ')}\n\n`
+  files.Makefile = `CC ?= cc\nCFLAGS ?= -O1\nPREFIX ?= /usr/local\nOBJS = ${objects.join(' ')}\n\n`
     + `${prefix}prog: $(OBJS)\n\t$(CC) -o $@ $(OBJS)\n\n`
-    + `${prefix}main.o: main.c\n${mkdir}\t$(CC) $(CFLAGS) -c -o $@ main.c\n\n`
+    + `install: ${prefix}prog\n\tmkdir -p $(PREFIX)/bin\n\tcp ${prefix}prog $(PREFIX)/bin/prog\n\n`
+    + `${prefix}main.o: main.c\n${mkdir}\t$(CC) $(CFLAGS) -c -o $@ $<\n\n`
     + kept.map((i) => `${prefix}${unitName(i)}.o: ${unitName(i)}.c common.h group${group(i)}.h\n${mkdir}`
-      + `\t$(CC) $(CFLAGS) -c -o $@ ${unitName(i)}.c\n`).join('\n');
+      + `\t$(CC) $(CFLAGS) -c -o $@ $<\n`).join('\n');
   return files;
 }
 
 /** The sources that make compiled (from its echoed commands), and whether it linked. */
 export function parseMakeOutput(output: string): { compiled: string[]; linked: boolean } {
-  const compiled = [...output.matchAll(/ -c -o \S+ (\S+\.c)$/gm)].map((m) => m[1]!).sort();
+  const compiled = [...output.matchAll(/ -c -o \S+ (?:\S*\/)?(\S+\.c)$/gm)].map((m) => m[1]!).sort();
   const linked = /-o \S*prog /m.test(output);
   return { compiled, linked };
 }

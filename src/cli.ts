@@ -62,6 +62,7 @@ const OPTIONS: Record<string, Spec> = {
   'connect-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_CONNECT_TIMEOUT'], fallback: '2', help: 'time to wait for a connection to the S3 server', commands: STORES },
   'socket-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_SOCKET_TIMEOUT'], fallback: '10', help: 'time a request or download may sit idle', commands: STORES },
   'max-attempts': { type: 'string', value: 'N', env: ['NBC_S3_MAX_ATTEMPTS'], fallback: '3', help: 'attempts per S3 request, retries included', commands: STORES },
+  'build-failed': { type: 'boolean', fallback: 'off', help: 'the build failed (save-on-failure): say so in the report and the archive', commands: ['save'] },
   'older-than': { type: 'string', value: 'AGE', fallback: 'none', help: 'delete archives older than AGE (30m, 12h, 7d, 2w)', commands: ['prune'] },
   keep: { type: 'string', value: 'N', fallback: 'none', help: 'never delete the newest N archives of each cache name', commands: ['prune'] },
   'dry-run': { type: 'boolean', fallback: 'off', help: 'list what prune would delete, delete nothing', commands: ['prune'] },
@@ -264,7 +265,7 @@ async function execute(command: Command, values: Values, positionals: string[], 
     return { command, root, files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
   }
   const withHooks = { ...built, onWarning: hooks.onWarning, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) };
-  return command === 'restore' ? restore(withHooks) : save(withHooks);
+  return command === 'restore' ? restore(withHooks) : save({ ...withHooks, buildFailed: values['build-failed'] === true });
 }
 
 async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -39,7 +39,10 @@ export interface RestoreOptions extends CacheOptions {
   explain?: boolean;
 }
 
-export type SaveOptions = CacheOptions;
+export interface SaveOptions extends CacheOptions {
+  /** The build failed (save-on-failure): noted in the report and in meta.json. Default false. */
+  buildFailed?: boolean;
+}
 
 const DEFAULTS = { compression: 'gzip', strict: false, fallbacks: [], explain: false } as const;
 

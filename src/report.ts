@@ -47,6 +47,8 @@ export interface SaveReport {
   outcome: 'saved' | 'skipped' | 'error';
   cacheName: string;
   key: string;
+  /** Saved from a failed build (save-on-failure). */
+  buildFailed: boolean;
   reason?: string;
   files: number;
   dirs: number;
@@ -115,7 +117,7 @@ export function summaryLine(report: Report): string {
     }
     case 'save':
       return report.outcome === 'saved'
-        ? `save: saved ${report.cacheName}, key ${report.key}; ${count(report.files, 'file')}, ${megabytes(report.bytes)} `
+        ? `save: saved ${report.cacheName}${report.buildFailed ? ' (from a failed build)' : ''}, key ${report.key}; ${count(report.files, 'file')}, ${megabytes(report.bytes)} `
           + `-> ${megabytes(report.archiveBytes)}; ${time}`
         : `save: ${report.outcome} ${report.cacheName} (${report.reason}); ${time}`;
     case 'ls':

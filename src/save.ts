@@ -67,7 +67,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
   const started = Date.now();
   const key = objectKey(config.cacheName, config);
   const report: SaveReport = {
-    command: 'save', outcome: 'skipped', cacheName: config.cacheName, key,
+    command: 'save', outcome: 'skipped', cacheName: config.cacheName, key, buildFailed: options.buildFailed === true,
     files: 0, dirs: 0, bytes: 0, archiveBytes: 0, warnings: [], seconds: 0,
   };
   const warn = (message: string) => {
@@ -98,7 +98,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
           Object.assign(report, counts);
           const meta: ArchiveMeta = {
             format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], created: created.toISOString(),
-            ...counts, sources: loaded.manifest.size,
+            ...counts, sources: loaded.manifest.size, ...(options.buildFailed ? { buildFailed: true } : {}),
           };
           return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
         },

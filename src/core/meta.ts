@@ -14,6 +14,8 @@ export interface ArchiveMeta {
   bytes: number;
   /** Sources in the manifest. */
   sources: number;
+  /** Saved by a build that failed (its artifacts are what it got to). */
+  buildFailed?: boolean;
 }
 
 const NUMBERS = ['format', 'files', 'dirs', 'bytes', 'sources'] as const;
