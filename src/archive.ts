@@ -90,13 +90,16 @@ export interface ExtractLimits {
   maxEntries: number;
 }
 
-export const DEFAULT_LIMITS: ExtractLimits = { maxBytes: 64 * 2 ** 30, maxEntries: 4_000_000 };
+/** Defaults that no honest cache of a large monorepo reaches, and that stop a decompression bomb. */
+export const DEFAULT_LIMITS: ExtractLimits = { maxBytes: 32 * 2 ** 30, maxEntries: 2_000_000 };
 
 export interface ExtractOptions {
   /** An empty directory to unpack into, on the tree's file system. */
   staging: string;
   cacheDirs: readonly string[];
   limits?: ExtractLimits;
+  /** Symlinks of the source tree (text paths): no archive symlink may lead through them. */
+  treeSymlinks?: ReadonlySet<string>;
   signal?: AbortSignal;
 }
 
@@ -107,6 +110,8 @@ export interface ExtractedArchive {
   meta: ArchiveMeta;
   /** Bytes of file content unpacked. */
   bytes: number;
+  /** Things done to make the archive safe that the user should hear of. */
+  warnings: string[];
 }
 
 const KINDS: Partial<Record<string, ArtifactKind>> = {
@@ -116,16 +121,19 @@ const KINDS: Partial<Record<string, ArtifactKind>> = {
 /** Checks each entry before anything is written; the first problem rejects the whole archive. */
 class EntryChecker {
   readonly entries: ArtifactEntry[] = [];
+  /** Entries whose setuid, setgid or sticky bits were dropped. */
+  readonly droppedBits: string[] = [];
   problem: ArchiveError | undefined;
   bytes = 0;
   readonly #seen = new Map<string, ArtifactKind>();
-  readonly #symlinks = new Set<string>();
-  readonly #cacheDirs: readonly string[];
+  /** Symlink path → target, for the archive's links. */
+  readonly #links = new Map<string, string>();
+  readonly #options: ExtractOptions;
   readonly #limits: ExtractLimits;
 
-  constructor(cacheDirs: readonly string[], limits: ExtractLimits) {
-    this.#cacheDirs = cacheDirs;
-    this.#limits = limits;
+  constructor(options: ExtractOptions) {
+    this.#options = options;
+    this.#limits = options.limits ?? DEFAULT_LIMITS;
   }
 
   admit(entry: ReadEntry): boolean {
@@ -136,9 +144,26 @@ class EntryChecker {
     return false;
   }
 
+  /**
+   * Checks what needs the whole archive: a symlink's target may not pass through another symlink
+   * (of the archive or the tree) on its way, or its lexical check above would not hold. A link to a
+   * link (libfoo.so → libfoo.so.1) is fine: each one was checked itself.
+   */
+  finish(): void {
+    if (this.problem) return;
+    const isLink = (path: string) => this.#links.has(path) || (this.#options.treeSymlinks?.has(path) ?? false);
+    for (const [path, target] of this.#links) {
+      const through = traversedBy(path, target).find(isLink);
+      if (through !== undefined) {
+        this.problem = new ArchiveError(`symlink to ${target} leads through the symlink ${through}`, path);
+        return;
+      }
+    }
+  }
+
   #allowed(path: string): boolean {
     if (path === META_DIR || path === MANIFEST_FILE || path === META_FILE) return true;
-    return !isWithin(path, META_DIR) && this.#cacheDirs.some((dir) => isWithin(path, dir));
+    return !isWithin(path, META_DIR) && this.#options.cacheDirs.some((dir) => isWithin(path, dir));
   }
 
   #check(entry: ReadEntry): string | undefined {
@@ -147,14 +172,14 @@ class EntryChecker {
     const path = normalizeRelative(entry.path);
     if (path === undefined) return 'absolute path or ".." in the path';
     if (path === '.' || !this.#allowed(path)) return 'outside the cache dirs';
-    if (ancestorsOf(path).some((dir) => this.#symlinks.has(dir) || (this.#seen.has(dir) && this.#seen.get(dir) !== 'dir'))) {
+    if (ancestorsOf(path).some((dir) => this.#links.has(dir) || (this.#seen.has(dir) && this.#seen.get(dir) !== 'dir'))) {
       return 'inside a path that the archive made a symlink or a file';
     }
     const before = this.#seen.get(path);
     if (before !== undefined && !(before === 'dir' && kind === 'dir')) return 'appears twice in the archive';
-    if (this.#seen.size >= this.#limits.maxEntries) return `more than ${this.#limits.maxEntries} entries`;
+    if (this.#seen.size >= this.#limits.maxEntries) return `more than ${this.#limits.maxEntries} entries (see --max-entries)`;
     this.bytes += entry.size ?? 0;
-    if (this.bytes > this.#limits.maxBytes) return `unpacks to more than ${this.#limits.maxBytes} bytes`;
+    if (this.bytes > this.#limits.maxBytes) return `unpacks to more than ${this.#limits.maxBytes} bytes (see --max-unpacked)`;
     if (entry.type === 'SymbolicLink' && resolveLinkTarget(path, entry.linkpath ?? '') === undefined) {
       return `symlink to ${entry.linkpath} points outside the tree`;
     }
@@ -165,9 +190,11 @@ class EntryChecker {
       }
     }
     this.#seen.set(path, kind);
-    if (kind === 'symlink') this.#symlinks.add(path);
+    if (kind === 'symlink') this.#links.set(path, entry.linkpath ?? '');
     // Permissions beyond rwx (setuid, setgid, sticky) are never restored.
-    entry.mode = (entry.mode ?? 0o644) & 0o777;
+    const mode = entry.mode ?? 0o644;
+    if (mode & 0o7000 && kind !== 'symlink') this.droppedBits.push(path);
+    entry.mode = mode & 0o777;
     if (!isWithin(path, META_DIR)) {
       this.entries.push({
         path: bytePathFromText(path), kind, mtime: Math.floor((entry.mtime?.getTime() ?? 0) / 1000), size: entry.size ?? 0,
@@ -177,13 +204,29 @@ class EntryChecker {
   }
 }
 
+/** The directories a symlink's target walks through (every step but the last), tree-relative. */
+function traversedBy(linkPath: string, target: string): string[] {
+  const parts = linkPath.split('/').slice(0, -1);
+  const steps = target.split('/').filter((part) => part !== '' && part !== '.');
+  const traversed: string[] = [];
+  steps.forEach((step, index) => {
+    if (step === '..') parts.pop();
+    else {
+      parts.push(step);
+      if (index < steps.length - 1) traversed.push(parts.join('/'));
+    }
+  });
+  return traversed;
+}
+
 /**
  * Unpacks an archive into `staging`, checking every entry first: only the cache dirs and the meta
- * files, no absolute paths or "..", no links out of the tree or through links, no devices or fifos.
- * Throws ArchiveError on the first problem; the caller discards the staging dir.
+ * files, no absolute paths or "..", no links out of the tree, through links or in chains, no devices
+ * or fifos, within the size and count limits. Throws ArchiveError on the first problem; the caller
+ * discards the staging dir.
  */
 export async function extractArchive(source: AsyncIterable<Buffer>, options: ExtractOptions): Promise<ExtractedArchive> {
-  const checker = new EntryChecker(options.cacheDirs, options.limits ?? DEFAULT_LIMITS);
+  const checker = new EntryChecker(options);
   let failure: unknown;
   // Synchronous unpacking: node-tar's async unpacker is several times slower on many small files.
   const unpack = new UnpackSync({
@@ -211,7 +254,11 @@ export async function extractArchive(source: AsyncIterable<Buffer>, options: Ext
     write(chunk);
   }
   write();
-  return { entries: checker.entries, bytes: checker.bytes, ...await readMeta(options.staging, checker.entries) };
+  checker.finish();
+  if (checker.problem) throw checker.problem;
+  const warnings = checker.droppedBits.length === 0 ? []
+    : [`dropped setuid, setgid or sticky bits from ${checker.droppedBits.length} entries, e.g. ${checker.droppedBits[0]}`];
+  return { entries: checker.entries, bytes: checker.bytes, warnings, ...await readMeta(options.staging, checker.entries) };
 }
 
 async function readMeta(staging: string, entries: readonly ArtifactEntry[]) {

@@ -51,6 +51,8 @@ const OPTIONS: Record<string, Spec> = {
   compression: { type: 'string', value: 'gzip|none', env: ['NBC_COMPRESSION'], fallback: 'gzip', help: 'archive compression (part of the key; reading detects it)', commands: BUILD },
   salt: { type: 'string', value: 'TEXT', env: ['NBC_SALT'], fallback: 'none', help: 'anything that makes caches incompatible, e.g. a toolchain fingerprint (part of the key)', commands: BUILD },
   explain: { type: 'boolean', fallback: 'off', help: 'print how the plan classified each file: unchanged, changed, new, removed, restored, skipped', commands: ['restore'] },
+  'max-unpacked': { type: 'string', value: 'SIZE', env: ['NBC_MAX_UNPACKED'], fallback: '32G', help: 'refuse archives that unpack to more (K, M, G suffixes)', commands: ['restore'] },
+  'max-entries': { type: 'string', value: 'N', env: ['NBC_MAX_ENTRIES'], fallback: '2000000', help: 'refuse archives with more entries', commands: ['restore'] },
   endpoint: { type: 'string', value: 'URL', env: ['NBC_S3_ENDPOINT', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL'], fallback: 'AWS', help: 'S3-compatible server (path-style addressing)', commands: STORES },
   region: { type: 'string', value: 'REGION', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'], fallback: 'us-east-1', help: 'S3 region', commands: STORES },
   'credentials-file': { type: 'string', value: 'FILE', env: ['NBC_CREDENTIALS_FILE'], fallback: 'none', help: 'AWS shared-credentials file, or two lines: key id, secret', commands: STORES },
@@ -90,6 +92,7 @@ function usage(command?: Command): string {
 }
 
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const SIZE_UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** Reads options from the command line, else the environment; collects problems as `--flag: …`. */
@@ -114,6 +117,18 @@ class Gathered {
 
   string(name: string): string | undefined {
     return this.get(name) as string | undefined;
+  }
+
+  /** A size such as 512M or 32G, in bytes; a problem when it is not one. */
+  size(name: string): number | undefined {
+    const text = this.string(name);
+    if (text === undefined) return undefined;
+    const match = /^(\d+(?:\.\d+)?)([KMGT]?)i?B?$/i.exec(text.trim());
+    if (!match || Number(match[1]) <= 0) {
+      this.problems.push(`--${name}: use a size such as 512M or 32G (got ${JSON.stringify(text)})`);
+      return undefined;
+    }
+    return Math.round(Number(match[1]) * SIZE_UNITS[match[2]!.toUpperCase()]!);
   }
 
   /** A positive number option, times `scale`; a problem when it is not a positive number. */
@@ -185,6 +200,11 @@ function buildOptions(command: Command, options: Gathered, values: Values, env: 
   if (options.string('compression') !== undefined) result.compression = options.string('compression') as RestoreOptions['compression'];
   if (options.string('salt') !== undefined) result.salt = options.string('salt')!;
   if (threads !== undefined) result.threads = threads;
+  const maxBytes = options.size('max-unpacked');
+  const maxEntries = options.number('max-entries');
+  if (maxBytes !== undefined || maxEntries !== undefined) {
+    result.limits = { ...(maxBytes === undefined ? {} : { maxBytes }), ...(maxEntries === undefined ? {} : { maxEntries }) };
+  }
   return result;
 }
 

@@ -13,6 +13,8 @@ export interface TreeHash {
   /** Files that could not be hashed, sorted: unreadable, vanished, fifos, sockets, devices. */
   unhashable: BytePath[];
   dirs: Set<BytePath>;
+  /** The symlinks among the files. */
+  symlinks: Set<BytePath>;
   /** One line per file or directory that could not be read. */
   problems: string[];
   bytes: number;
@@ -32,7 +34,10 @@ async function* batches(root: Buffer, tree: TreeHash, options: HashOptions): Asy
     for (const { path, kind } of entries) {
       if (kind === 'dir') tree.dirs.add(path);
       else if (kind === 'file') task.files.push(path);
-      else if (kind === 'symlink') task.symlinks.push(path);
+      else if (kind === 'symlink') {
+        task.symlinks.push(path);
+        tree.symlinks.add(path);
+      }
       else {
         tree.unhashable.push(path);
         tree.problems.push(`${path}: not a regular file or symlink; treated as changed`);
@@ -48,7 +53,7 @@ async function* batches(root: Buffer, tree: TreeHash, options: HashOptions): Asy
 
 /** Hashes every file below `root` (absolute, as bytes) on the pool's threads. */
 export async function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<TreeHash> {
-  const tree: TreeHash = { digests: new Map(), unhashable: [], dirs: new Set(), problems: [], bytes: 0 };
+  const tree: TreeHash = { digests: new Map(), unhashable: [], dirs: new Set(), symlinks: new Set(), problems: [], bytes: 0 };
   const found: [BytePath, string][] = [];
   await forEachBounded(batches(root, tree, options), options.pool.threads * 4,
     (task) => options.pool.hash(task, options.signal),

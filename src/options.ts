@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { checkCacheDirs, checkCacheName, checkChoice, checkPositiveInteger, COMPRESSIONS, type Compression } from './core/config.js';
+import { DEFAULT_LIMITS, type ExtractLimits } from './archive.js';
 import { ConfigError } from './errors.js';
 import { checkStoreLocation, type S3Settings, type Store } from './stores/index.js';
 
@@ -37,6 +38,8 @@ export interface RestoreOptions extends CacheOptions {
   fallbacks?: readonly string[];
   /** Put a per-file account of the plan in the report. Default false. */
   explain?: boolean;
+  /** Refuse archives that unpack to more bytes or entries than this. Default DEFAULT_LIMITS. */
+  limits?: Partial<ExtractLimits>;
 }
 
 export interface SaveOptions extends CacheOptions {
@@ -47,7 +50,8 @@ export interface SaveOptions extends CacheOptions {
 const DEFAULTS = { compression: 'gzip', strict: false, fallbacks: [], explain: false } as const;
 
 export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
-  'root' | 'stateDir' | 'salt' | 'threads' | 'signal' | 'onWarning' | 'onProgress' | 's3'>>> {
+  'root' | 'stateDir' | 'salt' | 'threads' | 'signal' | 'onWarning' | 'onProgress' | 's3' | 'limits'>>> {
+  readonly limits: ExtractLimits;
   readonly s3: S3Settings;
   readonly cacheDirs: readonly string[];
   readonly root: string | undefined;
@@ -92,6 +96,8 @@ export function resolveOptions(options: RestoreOptions): ResolvedOptions {
     options.threads === undefined ? undefined : checkPositiveInteger('threads', options.threads),
     options.salt === undefined || typeof options.salt === 'string' ? undefined : `salt: must be a string (got ${typeof options.salt})`,
     ...checkS3Settings(options.s3 ?? {}),
+    options.limits?.maxBytes === undefined ? undefined : checkPositiveInteger('limits.maxBytes', options.limits.maxBytes),
+    options.limits?.maxEntries === undefined ? undefined : checkPositiveInteger('limits.maxEntries', options.limits.maxEntries),
   ].filter((problem): problem is string => problem !== undefined));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
@@ -106,6 +112,7 @@ export function resolveOptions(options: RestoreOptions): ResolvedOptions {
     salt: options.salt,
     strict: options.strict ?? DEFAULTS.strict,
     explain: options.explain ?? DEFAULTS.explain,
+    limits: Object.freeze({ ...DEFAULT_LIMITS, ...options.limits }),
     threads: options.threads,
     signal: options.signal,
     onWarning: options.onWarning,

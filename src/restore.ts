@@ -63,13 +63,20 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
   if (!body) return undefined;
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
-    const archive = await extractArchive(body, { staging, cacheDirs: config.cacheDirs, signal: config.signal });
+    const archive = await extractArchive(body, {
+      staging, cacheDirs: config.cacheDirs, limits: config.limits, signal: config.signal,
+      treeSymlinks: new Set([...ctx.tree.symlinks].map(textFromBytePath)),
+    });
     const cached = parseManifest(archive.manifest);
     if (cached.problems.length > 0) throw new ArchiveError(`bad manifest, ${cached.problems[0]}`, '.cache-meta/MD5SUMS');
     const plan = planRestore(ctx.tree, cached.manifest, archive.entries, changedSourceTime(Date.now()));
     const rootBytes = Buffer.from(ctx.root);
     const applied = await applyPlan(plan, Buffer.from(staging), rootBytes, ctx.tree.dirs, ctx.pool, config.signal);
-    applied.warnings.forEach((w) => warn(ctx, w));
+    [...archive.warnings, ...applied.warnings].forEach((w) => warn(ctx, w));
+    if (plan.skipped.length > 0) {
+      const [first] = plan.skipped;
+      warn(ctx, `${plan.skipped.length} archive entries not restored, e.g. ${textFromBytePath(first!.path)}: ${first!.reason}`);
+    }
     const { diff } = plan;
     Object.assign(report.sources, {
       unchanged: diff.unchanged.length, changed: diff.changed.length, added: diff.added.length, removed: diff.removed.length,
