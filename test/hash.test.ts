@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatManifest } from '../src/core/manifest.js';
-import { hashTree } from '../src/index.js';
-import { runCli, tempDir } from './helpers.js';
+import { hashTree, WorkerPool } from '../src/index.js';
+import { CLI, execFileAsync, runCli, tempDir } from './helpers.js';
 
 /** GNU md5sum over every regular file below dir, in byte order, names relative to dir. */
 function gnuMd5sum(dir: string): Buffer {
@@ -65,6 +66,45 @@ test('a fifo is reported as unhashable, never read (no hang)', async () => {
   assert.equal([...tree.digests.keys()], ['a']);
   assert.equal(tree.unhashable, ['pipe']);
   assert.match(tree.problems.join('\n'), /pipe: not a regular file or symlink; treated as changed/);
+});
+
+test('a file that vanishes between walk and hash is reported, not fatal', async () => {
+  writeFileSync(join(dir, 'here'), 'here');
+  const pool = new WorkerPool(1);
+  try {
+    const result = await pool.hash({ root: dir, files: ['here', 'gone'], symlinks: [] });
+    assert.equal(result.digests, [createHash('md5').update('here').digest('hex'), null]);
+    assert.match(result.errors[0]![1], /^ENOENT/);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('an unreadable file (hashed as an unprivileged user) is a warning; the rest is hashed', async () => {
+  writeFileSync(join(dir, 'ok.c'), 'ok');
+  writeFileSync(join(dir, 'secret.key'), 'no');
+  chmodSync(join(dir, 'secret.key'), 0o000);
+  chmodSync(dir, 0o755);
+  const { stdout, stderr } = await execFileAsync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups',
+    process.execPath, CLI, 'hash', dir], { cwd: '/' });
+  assert.is(stdout, `${createHash('md5').update('ok').digest('hex')}  ok.c\n`);
+  assert.match(stderr, /warning: secret\.key: cannot hash \(EACCES: permission denied.*\); treated as changed/);
+  assert.match(stderr, /hash: 1 file, .* 1 unreadable/);
+});
+
+test('a unix socket and a symlink loop: reported or recorded, never a hang', async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(join(dir, 'control.sock'), resolve));
+  try {
+    symlinkSync('loop-b', join(dir, 'loop-a'));
+    symlinkSync('loop-a', join(dir, 'loop-b'));
+    const tree = await hashTree(dir);
+    assert.equal(tree.unhashable, ['control.sock']);
+    assert.equal([...tree.digests.keys()], ['loop-a', 'loop-b']);
+    assert.match(tree.problems.join('\n'), /control\.sock: not a regular file or symlink; treated as changed/);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 test.run();

@@ -106,7 +106,7 @@ test('a server that accepts and never answers: bounded by the socket timeout', a
 test('a download cut mid-archive: one warning, tree unchanged', async () => {
   // Forwards to s3rver, but cuts the archive's body after 64 KiB.
   const proxy: HttpServer = createHttpServer((req, res) => {
-    const upstream = request({ host: '127.0.0.1', port: s3.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+    const upstream = request({ host: '127.0.0.1', port: s3.port, path: req.url, method: req.method, headers: req.headers, agent: false }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       const cut = req.method === 'GET' && /\.tar\.gz$/.test(new URL(req.url ?? '/', 'http://x').pathname);
       let sent = 0;
@@ -217,6 +217,25 @@ test('credentials from --credentials-file (AWS format) instead of the environmen
   const missing = await cli(['restore', '--cache-name', 'main', '--cache-dir', 'obj', '--credentials-file', join(work, 'nope')], work, env);
   assert.is(missing.code, 2);
   assert.match(missing.stderr, /--credentials-file: cannot read .*nope \(ENOENT\)/);
+});
+
+test('every command, passing and failing, with the secret as a flag and in reports', async () => {
+  const root = await mkdtemp(join(work, 'flags-'));
+  writeTree(root, { 'a.c': 'a', 'obj/keep': 'k' });
+  const flags = ['--access-key-id', ACCESS_KEY_ID, '--secret-access-key', SECRET, '--store', `s3://${s3.bucket}/flags`, '--endpoint', s3.endpoint];
+  const build = ['--cache-name', 'flags', '--cache-dir', 'obj', '--state-dir', join(root, '..', 'flags-state')];
+  const runs: [string, string[]][] = [
+    ['restore', [...build, ...flags]], ['save', [...build, ...flags]], ['ls', flags], ['prune', [...flags, '--keep', '5', '--dry-run']],
+    ['hash', []],
+    // Failing: an unknown key id (the SDK's error message), a dead endpoint, a bad option.
+    ['restore', [...build, ...flags, '--access-key-id', 'UNKNOWN']], ['save', [...build, ...flags, '--access-key-id', 'UNKNOWN']],
+    ['ls', [...flags, '--endpoint', 'http://127.0.0.1:9']], ['prune', [...flags, '--older-than', 'never']],
+  ];
+  for (const [index, [command, args]] of runs.entries()) {
+    const result = await cli([command, ...args, '--json', join(work, `report-${index}.json`)], root, {});
+    assert.ok([0, 1, 2].includes(result.code), `${command}: ${result.stderr}`);
+  }
+  assert.match(outputs.slice(-4).join(''), /InvalidAccessKeyId|ECONNREFUSED|--older-than/);
 });
 
 test('the secret appears in no output, report or file the tool wrote', async () => {

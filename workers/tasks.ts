@@ -12,7 +12,7 @@ function absolute(root: string, path: string): Buffer {
 
 function reason(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
-  return e.code ? `${e.code}: ${e.message}` : String(error);
+  return e.code && !e.message.startsWith(e.code) ? `${e.code}: ${e.message}` : e.message ?? String(error);
 }
 
 function md5OfFile(path: Buffer): { digest: string; bytes: number } {
