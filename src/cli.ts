@@ -9,7 +9,7 @@ import { parseCredentials, type Credentials } from './core/credentials.js';
 import { formatManifest } from './core/manifest.js';
 import { parseDuration, type CacheObject } from './core/prune.js';
 import { ConfigError, describeError } from './errors.js';
-import { hashTree } from './index.js';
+import { hashTree } from './hash.js';
 import { listCaches, pruneCaches } from './manage.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
 import { summaryLine, type ListedCache, type Report, type RestoreReport } from './report.js';

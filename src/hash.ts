@@ -1,6 +1,9 @@
 import { sortManifest } from './core/manifest.js';
 import type { BytePath } from './core/paths.js';
-import { forEachBounded, type WorkerPool } from './pool.js';
+import { resolve } from 'node:path';
+import { checkPositiveInteger } from './core/config.js';
+import { ConfigError } from './errors.js';
+import { forEachBounded, withPool, type WorkerPool } from './pool.js';
 import { walkTree } from './walk.js';
 import type { HashTask } from '../workers/types.js';
 
@@ -70,4 +73,19 @@ export async function hashTreeWithPool(root: Buffer, options: HashOptions): Prom
   tree.digests = sortManifest(found);
   tree.unhashable.sort();
   return tree;
+}
+
+export interface HashTreeOptions {
+  /** Worker threads. Default: the number of cores. */
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: (filesHashed: number) => void;
+}
+
+/** MD5 of every file below `dir` (symlinks: of their target), sorted by path, on a worker pool. */
+export async function hashTree(dir: string, options: HashTreeOptions = {}): Promise<TreeHash> {
+  const problem = options.threads === undefined ? undefined : checkPositiveInteger('threads', options.threads);
+  if (problem) throw new ConfigError([problem]);
+  return withPool(undefined, options.threads, (pool) =>
+    hashTreeWithPool(Buffer.from(resolve(dir)), { pool, signal: options.signal, onProgress: options.onProgress }));
 }

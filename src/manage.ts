@@ -13,7 +13,7 @@ export interface StoreOptions {
 async function withStore<T>(options: StoreOptions, fn: (store: Store) => Promise<T>): Promise<T> {
   const problem = checkStoreLocation(options.store);
   if (problem) throw new ConfigError([problem]);
-  const store = openStore(options.store, options.s3);
+  const store = await openStore(options.store, options.s3);
   try {
     return await fn(store);
   } finally {

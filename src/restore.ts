@@ -112,7 +112,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   let store: Store | undefined;
   try {
     const stateDir = await prepareStateDir(config.stateDir ?? defaultStateDir(root));
-    store = openStore(config.store, config.s3);
+    store = await openStore(config.store, config.s3);
     await withPool(undefined, config.threads, async (pool) => {
       const tree = await hashTreeWithPool(Buffer.from(root), {
         pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: config.onProgress,

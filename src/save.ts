@@ -19,7 +19,7 @@ interface Artifacts {
   warnings: string[];
 }
 
-/** Everything below the cache dirs that was not a source at restore time, in walk order. */
+/** Everything below the cache dirs that was not a source at restore time, sorted. */
 async function listArtifacts(root: string, cacheDirs: readonly string[], sources: ReadonlySet<BytePath>,
   skip: ReadonlySet<BytePath>, signal?: AbortSignal): Promise<Artifacts> {
   const rootBytes = Buffer.from(root);
@@ -39,6 +39,8 @@ async function listArtifacts(root: string, cacheDirs: readonly string[], sources
       }
     }
   }
+  // Sorted, so archives are deterministic (and a directory comes before its contents).
+  result.entries.sort();
   return result;
 }
 
@@ -103,7 +105,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
           return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
         },
       });
-      store = openStore(config.store, config.s3);
+      store = await openStore(config.store, config.s3);
       report.archiveBytes = (await store.put(key, body, config.signal)).bytes;
       report.outcome = 'saved';
     }

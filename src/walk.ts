@@ -25,8 +25,9 @@ export function absolutePath(root: Buffer, path: BytePath): Buffer {
 }
 
 /**
- * Walks a tree depth-first, yielding each directory's entries sorted by name. Symlinks are
- * reported, never followed. `root` is the absolute path as bytes.
+ * Walks a tree depth-first, yielding each directory's entries in the order the file system lists
+ * them (callers sort what they keep). Symlinks are reported, never followed. `root` is the
+ * absolute path as bytes.
  */
 export async function* walkTree(root: Buffer, options: WalkOptions = {}): AsyncGenerator<WalkEntry[]> {
   const pending: BytePath[] = [options.start ?? '.'];
@@ -44,9 +45,8 @@ export async function* walkTree(root: Buffer, options: WalkOptions = {}): AsyncG
       path: joinBytePath(dir, dirent.name.toString('latin1')),
       kind: dirent.isFile() ? 'file' : dirent.isDirectory() ? 'dir' : dirent.isSymbolicLink() ? 'symlink' : 'other',
     }));
-    entries.sort((a, b) => (a.path < b.path ? -1 : 1));
-    const subdirs = entries.filter((entry) => entry.kind === 'dir' && !options.skip?.has(entry.path));
-    for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]!.path);
-    yield entries.filter((entry) => entry.kind !== 'dir' || !options.skip?.has(entry.path));
+    const kept = options.skip ? entries.filter((entry) => entry.kind !== 'dir' || !options.skip!.has(entry.path)) : entries;
+    for (const entry of kept) if (entry.kind === 'dir') pending.push(entry.path);
+    yield kept;
   }
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash as md5Once } from 'node:crypto';
 import { closeSync, lutimesSync, openSync, readlinkSync, readSync, constants } from 'node:fs';
 import type { HashResult, HashTask, SetTimesResult, SetTimesTask } from './types.js';
 
@@ -19,8 +19,12 @@ function md5OfFile(path: Buffer): { digest: string; bytes: number } {
   // O_NONBLOCK: opening a fifo that slipped in must not hang the worker; reading it fails instead.
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    const hash = createHash('md5');
-    let bytes = 0;
+    // Most source files fit one read: a short read of a regular file is its end, so hash it in one
+    // call, without a hash object and without a second read.
+    const first = readSync(fd, buffer, 0, CHUNK, null);
+    if (first < CHUNK) return { digest: md5Once('md5', buffer.subarray(0, first), 'hex'), bytes: first };
+    const hash = createHash('md5').update(buffer);
+    let bytes = first;
     for (let n; (n = readSync(fd, buffer, 0, CHUNK, null)) > 0;) {
       hash.update(buffer.subarray(0, n));
       bytes += n;
