@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -95,6 +95,22 @@ test('ENOSPC while unpacking (a 1 MiB tmpfs under the state dir)', async () => {
   await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', state]);
   try {
     await restoreFailsOpen(s3.endpoint, store, /cache main is unusable.*ENOSPC/, [], build);
+  } finally {
+    await execFileAsync('umount', [state]);
+  }
+});
+
+test('a state dir on another file system (tmpfs): artifacts are copied into place instead of renamed', async () => {
+  const store = nextStore();
+  await seed(store);
+  const build = await fresh();
+  const state = join(build.top, '.nix-build-cache');
+  mkdirSync(state);
+  await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0700', 'tmpfs', state]);
+  try {
+    const result = await runCli(['restore', ...ARGS], { cwd: build.root, env: { ...env(s3.endpoint, store), NIX_BUILD_TOP: build.top } });
+    assert.match(result.stderr, /restore: hit main.*1 artifact restored/, result.stderr);
+    assert.ok(readFileSync(join(build.root, 'obj', 'blob.bin')).equals(BLOB));
   } finally {
     await execFileAsync('umount', [state]);
   }
