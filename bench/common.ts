@@ -1,0 +1,43 @@
+// Shared by the benchmarks: timing of commands (median of runs), result records, the CLI's path.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+export const run = promisify(execFile);
+
+/** One measured figure with the baseline it is judged against, measured in the same run. */
+export interface Result {
+  bench: string;
+  figure: string;
+  value: number;
+  unit: string;
+  baseline?: string;
+  baselineValue?: number;
+  /** baselineValue / value for times (higher is better), value / baselineValue for rates. */
+  ratio?: number;
+  /** The ratio must be at least this; absent for figures that are only reported. */
+  threshold?: number;
+}
+
+export async function median(runs: number, measure: () => Promise<number>): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < runs; i++) values.push(await measure());
+  values.sort((a, b) => a - b);
+  return values[Math.floor(values.length / 2)]!;
+}
+
+/** Wall-clock seconds of a shell command (output discarded, as a benchmark must consume it). */
+export async function timeShell(command: string, cwd: string): Promise<number> {
+  const started = process.hrtime.bigint();
+  await run('bash', ['-c', command], { cwd, maxBuffer: 1 << 30, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+export function printTable(results: readonly Result[]): void {
+  for (const r of results) {
+    const base = r.baseline ? `  vs ${r.baseline} ${r.baselineValue!.toFixed(3)} ${r.unit}: ${r.ratio!.toFixed(2)}×` : '';
+    const gate = r.threshold === undefined ? '' : `  (needs ≥ ${r.threshold}×: ${r.ratio! >= r.threshold ? 'ok' : 'BELOW'})`;
+    console.log(`${r.bench.padEnd(10)} ${r.figure.padEnd(44)} ${r.value.toFixed(3).padStart(9)} ${r.unit}${base}${gate}`);
+  }
+}

@@ -1,0 +1,65 @@
+// Question: how fast does nix-build-cache hash a source tree, next to the seed's
+// `find | xargs md5sum`, the best shell can do (`xargs -P2 -n 500 md5sum`), our own single-thread
+// path, and the machine's MD5 ceiling? Usage: node dist/bench/hash.js [--quick] [--json FILE]
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CLI, median, printTable, timeShell, type Result } from './common.js';
+import { ARTIFACTS, generateTree, SOURCES } from './workload.js';
+
+/** MB/s of MD5 on one core, in this process, on data already in memory. */
+function md5CeilingPerCore(): number {
+  const data = Buffer.alloc(64 << 20, 7);
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < 4; i++) createHash('md5').update(data).digest();
+  return (4 * data.length / 1e6) / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+export async function hashBench(quick: boolean): Promise<Result[]> {
+  const work = await mkdtemp(join(tmpdir(), 'nbc-bench-hash-'));
+  try {
+    const trees = {
+      small: { spec: { ...SOURCES, files: quick ? 10_000 : SOURCES.files }, dir: join(work, 'small') },
+      big: { spec: { ...ARTIFACTS, files: quick ? 100 : ARTIFACTS.files / 4 }, dir: join(work, 'big') },
+    };
+    const results: Result[] = [];
+    const runs = quick ? 3 : 5;
+    for (const [name, { spec, dir }] of Object.entries(trees)) {
+      const bytes = generateTree(dir, spec);
+      const mb = bytes / 1e6;
+      const shell = (parallel: string) => `find . -type f -print0 | xargs -0 ${parallel} md5sum > /dev/null`;
+      const time = (command: string) => median(runs, () => timeShell(command, dir));
+      await time(shell('-P2 -n 500')); // warm the page cache
+      const seed = await time(shell(''));
+      const bar = await time(shell('-P2 -n 500'));
+      const ours = await time(`node ${CLI} hash . --quiet > /dev/null`);
+      const single = await time(`node ${CLI} hash . --quiet --threads 1 > /dev/null`);
+      const label = `${name} tree (${spec.files} files, ${mb.toFixed(0)} MB)`;
+      results.push(
+        { bench: 'hash', figure: `${label}: ours`, value: ours, unit: 's', baseline: 'xargs -P2 md5sum', baselineValue: bar, ratio: bar / ours,
+          ...(name === 'small' ? { threshold: 1.0 } : {}) },
+        { bench: 'hash', figure: `${label}: ours`, value: ours, unit: 's', baseline: 'seed xargs md5sum', baselineValue: seed, ratio: seed / ours },
+        { bench: 'hash', figure: `${label}: ours, one thread`, value: single, unit: 's', baseline: 'seed xargs md5sum', baselineValue: seed, ratio: seed / single },
+        { bench: 'hash', figure: `${label}: ours, files/s`, value: spec.files / ours, unit: 'files/s' },
+      );
+      if (name === 'big') {
+        const ceiling = 2 * md5CeilingPerCore();
+        results.push({ bench: 'hash', figure: `${label}: ours, MB/s`, value: mb / ours, unit: 'MB/s', baseline: 'two cores\' MD5 ceiling',
+          baselineValue: ceiling, ratio: mb / ours / ceiling, threshold: 0.9 });
+      }
+    }
+    return results;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' } } });
+  const results = await hashBench(values.quick === true);
+  printTable(results);
+  if (values.json) await writeFile(values.json, `${JSON.stringify(results, null, 2)}\n`);
+}
