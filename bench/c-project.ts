@@ -29,8 +29,9 @@ export function cProject(options: CProjectOptions): Record<string, string> {
   };
   for (let g = 1; g <= group(units); g++) files[`group${g}.h`] = `#define GROUP_${g} ${g * 100}\n`;
   for (const i of kept) {
+    // Filler the compiler cannot drop (each function feeds the next), for realistic compile times.
     const filler = Array.from({ length: weight }, (_, k) =>
-      `static int filler${k}(int x) { int y = x; for (int j = 0; j < ${k + 2}; j++) y = y * 31 + j; return y; }`).join('\n');
+      `static int filler${k}(int x) { int y = x${k > 0 ? ` + filler${k - 1}(x)` : ''}; for (int j = 0; j < ${k % 7 + 2}; j++) y = y * 31 + j; return y; }`).join('\n');
     const use = weight > 0 ? ` + filler${weight - 1}(0) * 0` : '';
     files[`${unitName(i)}.c`] = `#include "common.h"\n#include "group${group(i)}.h"\n${filler}\n`
       + `int ${unitName(i)}(void) { return ${i} * SCALE + GROUP_${group(i)}${use}; }\n`;

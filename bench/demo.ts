@@ -32,7 +32,7 @@ async function build(work: string, files: Record<string, string>): Promise<{ sec
 
 const work = await mkdtemp(join(tmpdir(), 'nix-build-cache-demo-'));
 try {
-  const files = cProject({ units: UNITS, weight: 800 });
+  const files = cProject({ units: UNITS, weight: 100 });
   console.log(`A C project of ${UNITS + 1} files; each build runs restore, make -j2, save in a fresh directory.\n`);
   const cold = await build(work, files);
   console.log(`cold build: ${cold.seconds.toFixed(2)} s, compiled ${cold.compiled.length} files\n${cold.summary}\n`);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { Header, Pack, UnpackSync, type ReadEntry } from 'tar';
 import { compressor, decompressed } from './codec.js';
-import type { Compression } from './core/config.js';
+import { DEFAULT_LIMITS, type Compression, type ExtractLimits } from './core/config.js';
 import { parseMeta, type ArchiveMeta } from './core/meta.js';
 import type { ArtifactEntry, ArtifactKind } from './core/plan.js';
 import {
@@ -82,16 +82,6 @@ export function packArchive(input: PackInput): Readable {
   const compress = compressor(input.compression);
   return compress ? pipeline(stream, compress, () => {}) as unknown as Readable : stream;
 }
-
-export interface ExtractLimits {
-  /** Most bytes of file content the archive may unpack to. */
-  maxBytes: number;
-  /** Most entries the archive may hold. */
-  maxEntries: number;
-}
-
-/** Defaults that no honest cache of a large monorepo reaches, and that stop a decompression bomb. */
-export const DEFAULT_LIMITS: ExtractLimits = { maxBytes: 32 * 2 ** 30, maxEntries: 2_000_000 };
 
 export interface ExtractOptions {
   /** An empty directory to unpack into, on the tree's file system. */

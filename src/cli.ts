@@ -9,12 +9,9 @@ import { parseCredentials, type Credentials } from './core/credentials.js';
 import { formatManifest } from './core/manifest.js';
 import { parseDuration, type CacheObject } from './core/prune.js';
 import { ConfigError, describeError } from './errors.js';
-import { hashTree } from './hash.js';
-import { listCaches, pruneCaches } from './manage.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
+// Each command loads only what it runs (tar, piscina, the AWS SDK): start-up is part of every build.
 import { summaryLine, type ListedCache, type Report, type RestoreReport } from './report.js';
-import { restore } from './restore.js';
-import { save } from './save.js';
 import type { S3Settings } from './stores/index.js';
 import { VERSION } from './version.js';
 
@@ -262,6 +259,7 @@ async function execute(command: Command, values: Values, positionals: string[], 
     if (options.problems.length > 0) throw new ConfigError(options.problems);
     const store = { store: built.store, s3: built.s3! };
     const location = typeof built.store === 'string' ? built.store : built.store.location;
+    const { listCaches, pruneCaches } = await import('./manage.js');
     if (command === 'ls') return { command, store: location, caches: listed(await listCaches(store)), seconds: seconds() };
     const dryRun = values['dry-run'] === true;
     const deleted = await pruneCaches({ ...store, dryRun, ...(olderThanMs === undefined ? {} : { olderThanMs }), ...(keep === undefined ? {} : { keep }) });
@@ -279,13 +277,15 @@ async function execute(command: Command, values: Values, positionals: string[], 
   if (command === 'hash') {
     if (positionals.length > 1) throw new ConfigError([`DIR: at most one directory (got ${positionals.length})`]);
     const root = positionals[0] ?? '.';
+    const { hashTree } = await import('./hash.js');
     const tree = await hashTree(root, { ...(built.threads === undefined ? {} : { threads: built.threads }), ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
     process.stdout.write(formatManifest(tree.digests));
     tree.problems.forEach(hooks.onWarning);
     return { command, root, files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
   }
   const withHooks = { ...built, onWarning: hooks.onWarning, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) };
-  return command === 'restore' ? restore(withHooks) : save({ ...withHooks, buildFailed: values['build-failed'] === true });
+  if (command === 'restore') return (await import('./restore.js')).restore(withHooks);
+  return (await import('./save.js')).save({ ...withHooks, buildFailed: values['build-failed'] === true });
 }
 
 async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

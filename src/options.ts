@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
-import { checkCacheDirs, checkCacheName, checkChoice, checkPositiveInteger, COMPRESSIONS, type Compression } from './core/config.js';
-import { DEFAULT_LIMITS, type ExtractLimits } from './archive.js';
+import {
+  checkCacheDirs, checkCacheName, checkChoice, checkPositiveInteger, COMPRESSIONS, DEFAULT_LIMITS, type Compression, type ExtractLimits,
+} from './core/config.js';
 import { ConfigError } from './errors.js';
 import { checkStoreLocation, type S3Settings, type Store } from './stores/index.js';
 

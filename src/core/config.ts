@@ -4,6 +4,16 @@ import { normalizeRelative } from './paths.js';
 export const COMPRESSIONS = ['gzip', 'none'] as const;
 export type Compression = (typeof COMPRESSIONS)[number];
 
+export interface ExtractLimits {
+  /** Most bytes of file content an archive may unpack to. */
+  maxBytes: number;
+  /** Most entries an archive may hold. */
+  maxEntries: number;
+}
+
+/** Defaults that no honest cache of a large monorepo reaches, and that stop a decompression bomb. */
+export const DEFAULT_LIMITS: ExtractLimits = { maxBytes: 32 * 2 ** 30, maxEntries: 2_000_000 };
+
 const NAME = /^[A-Za-z0-9._+=@-]+(\/[A-Za-z0-9._+=@-]+)*$/;
 const MAX_NAME = 200;
 
