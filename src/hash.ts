@@ -7,8 +7,15 @@ import { forEachBounded, withPool, type WorkerPool } from './pool.js';
 import { walkTree } from './walk.js';
 import type { HashTask } from '../workers/types.js';
 
-/** Files per worker task: large enough to amortise messaging, small enough to balance two cores. */
-const BATCH = 128;
+/**
+ * Files per worker task: up to 128 small files amortise messaging; big files need small tasks, or
+ * one worker ends up with most of the bytes. The walk does not know sizes, so the batch adapts to
+ * the average file size hashed so far, aiming at about 2 MiB per task, and starts small.
+ */
+function batchSize(stats: { files: number; bytes: number }): number {
+  if (stats.files === 0) return 8;
+  return Math.min(128, Math.max(2, Math.round((2 << 20) / Math.max(1, stats.bytes / stats.files))));
+}
 
 export interface TreeHash {
   /** Digest of every file and symlink, sorted by path. */
@@ -30,7 +37,8 @@ export interface HashOptions {
   onProgress?: (filesHashed: number) => void;
 }
 
-async function* batches(root: Buffer, tree: TreeHash, options: HashOptions): AsyncGenerator<HashTask> {
+async function* batches(root: Buffer, tree: TreeHash, stats: { files: number; bytes: number },
+  options: HashOptions): AsyncGenerator<HashTask> {
   const rootPath = root.toString('latin1');
   let task: HashTask = { root: rootPath, files: [], symlinks: [] };
   for await (const entries of walkTree(root, { ...options, onProblem: (p) => tree.problems.push(p) })) {
@@ -45,7 +53,7 @@ async function* batches(root: Buffer, tree: TreeHash, options: HashOptions): Asy
         tree.unhashable.push(path);
         tree.problems.push(`${path}: not a regular file or symlink; treated as changed`);
       }
-      if (task.files.length + task.symlinks.length >= BATCH) {
+      if (task.files.length + task.symlinks.length >= batchSize(stats)) {
         yield task;
         task = { root: rootPath, files: [], symlinks: [] };
       }
@@ -58,7 +66,8 @@ async function* batches(root: Buffer, tree: TreeHash, options: HashOptions): Asy
 export async function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<TreeHash> {
   const tree: TreeHash = { digests: new Map(), unhashable: [], dirs: new Set(), symlinks: new Set(), problems: [], bytes: 0 };
   const found: [BytePath, string][] = [];
-  await forEachBounded(batches(root, tree, options), options.pool.threads * 4,
+  const stats = { files: 0, bytes: 0 };
+  await forEachBounded(batches(root, tree, stats, options), options.pool.threads * 8,
     (task) => options.pool.hash(task, options.signal),
     (result, task) => {
       const paths = [...task.files, ...task.symlinks];
@@ -68,6 +77,8 @@ export async function hashTreeWithPool(root: Buffer, options: HashOptions): Prom
       });
       for (const [i, reason] of result.errors) tree.problems.push(`${paths[i]}: cannot hash (${reason}); treated as changed`);
       tree.bytes += result.bytes;
+      stats.files += paths.length;
+      stats.bytes += result.bytes;
       options.onProgress?.(found.length + tree.unhashable.length);
     });
   tree.digests = sortManifest(found);

@@ -2,8 +2,9 @@ import { createHash, hash as md5Once } from 'node:crypto';
 import { closeSync, lutimesSync, openSync, readlinkSync, readSync, constants } from 'node:fs';
 import type { HashResult, HashTask, SetTimesResult, SetTimesTask } from './types.js';
 
-const CHUNK = 1 << 20;
-// One read buffer per worker thread, reused for every file: big files stream through it.
+// One read buffer per worker thread, reused for every file: big files stream through it. 128 KiB
+// stays in the core's cache between the read and the hash (1 MiB made big files 25% slower).
+const CHUNK = 1 << 17;
 const buffer = Buffer.allocUnsafe(CHUNK);
 
 function absolute(root: string, path: string): Buffer {
