@@ -6,9 +6,9 @@ import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+
 import { cProject, parseMakeOutput, unitName } from './c-project.js';
-import { CLI, median, printTable, run, type Result } from './common.js';
+import { benchMain, CLI, median, run, type Result } from './common.js';
 
 interface Timed {
   seconds: number;
@@ -70,9 +70,4 @@ export async function buildBench(quick: boolean): Promise<Result[]> {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' } } });
-  const results = await buildBench(values.quick === true);
-  printTable(results);
-  if (values.json) await writeFile(values.json, `${JSON.stringify(results, null, 2)}\n`);
-}
+if (process.argv[1] === fileURLToPath(import.meta.url)) await benchMain(buildBench);

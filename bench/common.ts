@@ -1,7 +1,8 @@
 // Shared by the benchmarks: timing of commands (median of runs), result records, the CLI's path.
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 
 export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 export const run = promisify(execFile);
@@ -40,4 +41,12 @@ export function printTable(results: readonly Result[]): void {
     const gate = r.threshold === undefined ? '' : `  (needs ≥ ${r.threshold}×: ${r.ratio! >= r.threshold ? 'ok' : 'BELOW'})`;
     console.log(`${r.bench.padEnd(10)} ${r.figure.padEnd(44)} ${r.value.toFixed(3).padStart(9)} ${r.unit}${base}${gate}`);
   }
+}
+
+/** A benchmark script's entry: `--quick` for the small workload, `--json FILE` for the results. */
+export async function benchMain(bench: (quick: boolean) => Promise<Result[]>): Promise<void> {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' } } });
+  const results = await bench(values.quick === true);
+  printTable(results);
+  if (values.json) await writeFile(values.json, `${JSON.stringify(results, null, 2)}\n`);
 }

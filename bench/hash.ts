@@ -2,14 +2,14 @@
 // `find | xargs md5sum`, the best shell can do (`xargs -P2 -n 500 md5sum`), our own single-thread
 // path, and the machine's MD5 ceiling? Usage: node dist/bench/hash.js [--quick] [--json FILE]
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+
 import { hashTreeWithPool } from '../src/hash.js';
 import { WorkerPool } from '../src/pool.js';
-import { CLI, median, printTable, timeShell, type Result } from './common.js';
+import { benchMain, CLI, median, timeShell, type Result } from './common.js';
 import { ARTIFACTS, generateTree, SOURCES } from './workload.js';
 
 /** MB/s of MD5 on one core, in this process, on data already in memory. */
@@ -68,9 +68,4 @@ export async function hashBench(quick: boolean): Promise<Result[]> {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' } } });
-  const results = await hashBench(values.quick === true);
-  printTable(results);
-  if (values.json) await writeFile(values.json, `${JSON.stringify(results, null, 2)}\n`);
-}
+if (process.argv[1] === fileURLToPath(import.meta.url)) await benchMain(hashBench);

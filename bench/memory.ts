@@ -7,12 +7,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import { formatManifest } from '../src/core/manifest.js';
 import { hashTree } from '../src/hash.js';
 import { S3_DEFAULTS } from '../src/stores/s3.js';
 import { startS3 } from '../test/s3-server.js';
-import { printTable, type Result } from './common.js';
+import { benchMain, type Result } from './common.js';
 
 const run = promisify(execFile);
 const MEASURED = fileURLToPath(new URL('./measured.js', import.meta.url));
@@ -82,9 +82,4 @@ export async function memoryBench(quick: boolean): Promise<Result[]> {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' } } });
-  const results = await memoryBench(values.quick === true);
-  printTable(results);
-  if (values.json) await writeFile(values.json, `${JSON.stringify(results, null, 2)}\n`);
-}
+if (process.argv[1] === fileURLToPath(import.meta.url)) await benchMain(memoryBench);

@@ -86,35 +86,30 @@ async function withProxy(rule: Parameters<typeof startProxy>[1], fn: (proxy: Pro
 
 const nextStore = () => `s3://${s3.bucket}/f${++prefix}`;
 
-test('ENOSPC while unpacking (a 1 MiB tmpfs under the state dir)', async () => {
+/** A seeded store and a fresh build whose state dir is a tmpfs of `size`, for `fn`; unmounted after. */
+async function withTmpfsStateDir(size: string, fn: (store: string, build: Build) => Promise<void>): Promise<void> {
   const store = nextStore();
   await seed(store);
   const build = await fresh();
   const state = join(build.top, '.nix-build-cache');
   mkdirSync(state);
-  await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', state]);
+  await execFileAsync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', state]);
   try {
-    await restoreFailsOpen(s3.endpoint, store, /cache main is unusable.*ENOSPC/, [], build);
+    await fn(store, build);
   } finally {
     await execFileAsync('umount', [state]);
   }
-});
+}
 
-test('a state dir on another file system (tmpfs): artifacts are copied into place instead of renamed', async () => {
-  const store = nextStore();
-  await seed(store);
-  const build = await fresh();
-  const state = join(build.top, '.nix-build-cache');
-  mkdirSync(state);
-  await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0700', 'tmpfs', state]);
-  try {
+test('ENOSPC while unpacking (a 1 MiB tmpfs under the state dir)', () =>
+  withTmpfsStateDir('1m', (store, build) => restoreFailsOpen(s3.endpoint, store, /cache main is unusable.*ENOSPC/, [], build)));
+
+test('a state dir on another file system (tmpfs): artifacts are copied into place instead of renamed', () =>
+  withTmpfsStateDir('64m', async (store, build) => {
     const result = await runCli(['restore', ...ARGS], { cwd: build.root, env: { ...env(s3.endpoint, store), NIX_BUILD_TOP: build.top } });
     assert.match(result.stderr, /restore: hit main.*1 artifact restored/, result.stderr);
     assert.ok(readFileSync(join(build.root, 'obj', 'blob.bin')).equals(BLOB));
-  } finally {
-    await execFileAsync('umount', [state]);
-  }
-});
+  }));
 
 test('the process killed during save: the previous archive still restores', async () => {
   const store = nextStore();

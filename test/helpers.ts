@@ -22,11 +22,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the built CLI as a user would; the environment is only what the test passes (plus PATH). */
-export function runCli(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
+/** Runs a program with only the environment given (plus PATH), collecting its output. */
+export function runCommand(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: options.cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'],
+    const child = spawn(command, args, {
+      ...(options.cwd ? { cwd: options.cwd } : {}), env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -35,6 +35,11 @@ export function runCli(args: string[], options: { cwd: string; env?: Record<stri
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** Runs the built CLI as a user would; the environment is only what the test passes (plus PATH). */
+export function runCli(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
+  return runCommand(process.execPath, [CLI, ...args], options);
 }
 
 /** Writes files (path → content) below dir, each with mtime 1 as files in the Nix store have. */

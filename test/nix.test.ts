@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cProject, parseMakeOutput, unitName } from '../bench/c-project.js';
-import { CLI, tempDir, writeTree } from './helpers.js';
+import { CLI, runCommand, tempDir, writeTree, type CliResult } from './helpers.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 
 const PROJECT = fileURLToPath(new URL('../../test/nix/project.nix', import.meta.url));
@@ -39,16 +38,8 @@ interface NixResult {
   linked: boolean;
 }
 
-function nix(command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NIX_CONFIG, HOME: work }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function nix(command: string, args: string[]): Promise<CliResult> {
+  return runCommand(command, args, { env: { NIX_CONFIG, HOME: work } });
 }
 
 /** Sources in a fresh directory (a new `src` store path), as a new commit would bring. */
