@@ -11,8 +11,8 @@ import { ArchiveError, ConfigError, describeError } from './errors.js';
 import { hashTreeWithPool, type TreeHash } from './hash.js';
 import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './options.js';
 import { withPool, type WorkerPool } from './pool.js';
-import type { ExplainLine, RestoreReport } from './report.js';
-import { defaultStateDir, prepareStateDir, writeState } from './state.js';
+import type { Attempt, ExplainLine, RestoreReport } from './report.js';
+import { defaultStateDir, prepareStateDir, writeState, type RestoreState } from './state.js';
 import { openStore, type Store } from './stores/index.js';
 
 /** Directories below `root` that a walk of it must not enter: the state dir, if it lies inside. */
@@ -41,6 +41,7 @@ interface Context {
   pool: WorkerPool;
   root: string;
   stateDir: string;
+  state: RestoreState;
   tree: TreeHash;
   report: RestoreReport;
 }
@@ -95,6 +96,37 @@ function warn(ctx: { report: RestoreReport; config: ResolvedOptions }, message: 
   ctx.config.onWarning?.(message);
 }
 
+/** A missing name, with why when archives of that name exist for other settings or another salt. */
+async function missing(ctx: Context, name: string, key: string): Promise<Attempt> {
+  const others = (await ctx.store.list(ctx.config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
+  const reason = whyMissing(key, others);
+  return reason === undefined ? { name, key, result: 'missing' } : { name, key, result: 'missing', reason };
+}
+
+/** Tries the cache name, then each fallback; the first usable archive is restored. */
+async function restoreFirstUsable(ctx: Context): Promise<void> {
+  const { config, report } = ctx;
+  for (const name of [config.cacheName, ...config.fallbacks]) {
+    const key = objectKey(name, config);
+    try {
+      const artifacts = await tryCache(ctx, name, key);
+      if (artifacts === undefined) {
+        report.attempts.push(await missing(ctx, name, key));
+        continue;
+      }
+      report.attempts.push({ name, key, result: 'hit' });
+      report.outcome = 'hit';
+      await writeState(ctx.stateDir, { ...ctx.state, hit: { name, key, artifacts } });
+      return;
+    } catch (error) {
+      if (config.strict || config.signal?.aborted) throw error;
+      const reason = describeError(error);
+      report.attempts.push({ name, key, result: 'unusable', reason });
+      warn(ctx, `cache ${name} is unusable, ${error instanceof ArchiveError ? 'archive ' : ''}${key}: ${reason}`);
+    }
+  }
+}
+
 /**
  * Restores the newest usable cache among `cacheName` and the fallbacks into the current source tree
  * and sets times so that the build redoes exactly what changed. A cache problem is a warning and a
@@ -112,7 +144,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   let store: Store | undefined;
   try {
     const stateDir = await prepareStateDir(config.stateDir ?? defaultStateDir(root));
-    store = await openStore(config.store, config.s3);
+    const opened = store = await openStore(config.store, config.s3);
     await withPool(undefined, config.threads, async (pool) => {
       const tree = await hashTreeWithPool(Buffer.from(root), {
         pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: config.onProgress,
@@ -120,30 +152,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       tree.problems.forEach((problem) => warn({ report, config }, problem));
       report.sources.files = tree.digests.size + tree.unhashable.length;
       report.sources.bytes = tree.bytes;
-      const state = { root, cacheName: config.cacheName, hit: null, unhashable: tree.unhashable };
+      // Recorded before any archive is touched: save needs it even when restore finds nothing.
+      const state: RestoreState = { root, cacheName: config.cacheName, hit: null, unhashable: tree.unhashable };
       await writeState(stateDir, state, tree.digests);
-      const ctx: Context = { config, store: store!, pool, root, stateDir, tree, report };
-      for (const name of [config.cacheName, ...config.fallbacks]) {
-        const key = objectKey(name, config);
-        try {
-          const artifacts = await tryCache(ctx, name, key);
-          if (artifacts === undefined) {
-            const others = (await store!.list(config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
-            const reason = whyMissing(key, others);
-            report.attempts.push(reason === undefined ? { name, key, result: 'missing' } : { name, key, result: 'missing', reason });
-            continue;
-          }
-          report.attempts.push({ name, key, result: 'hit' });
-          report.outcome = 'hit';
-          await writeState(stateDir, { ...state, hit: { name, key, artifacts } });
-          break;
-        } catch (error) {
-          if (config.strict || config.signal?.aborted) throw error;
-          const reason = describeError(error);
-          report.attempts.push({ name, key, result: 'unusable', reason });
-          warn(ctx, `cache ${name} is unusable, ${error instanceof ArchiveError ? 'archive ' : ''}${key}: ${reason}`);
-        }
-      }
+      await restoreFirstUsable({ config, store: opened, pool, root, stateDir, state, tree, report });
     });
   } catch (error) {
     if (error instanceof ConfigError || config.strict) throw error;
