@@ -1,4 +1,5 @@
-import { pipeline, Readable, type Transform } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { Duplex, pipeline, Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Compression } from './core/config.js';
 import { ArchiveError } from './errors.js';
@@ -7,11 +8,30 @@ import { ArchiveError } from './errors.js';
 interface Codec {
   /** Recognises the codec from the first bytes of an archive. */
   matches(head: Buffer): boolean;
-  compressor(): Transform | undefined;
-  decompressor(): Transform | undefined;
+  compressor(): Duplex | undefined;
+  decompressor(): Duplex | undefined;
+}
+
+/**
+ * A program as a stream stage (the `zstd` program: Node 20's zlib has no zstd, and the program with
+ * two threads beats every binding that installs here). A failure to start or a non-zero exit
+ * destroys the stream with the program's own message.
+ */
+function programStage(command: string, args: string[]): Duplex {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stage = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.on('error', (error) => stage.destroy(new Error(`cannot run ${command}: ${error.message}`)));
+  child.on('exit', (code, signal) => {
+    if (code !== 0) stage.destroy(new Error(`${command} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').pop() ?? ''}`));
+  });
+  stage.on('close', () => { if (child.exitCode === null) child.kill(); });
+  return stage;
 }
 
 const TAR_MAGIC_OFFSET = 257;
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const HEAD_BYTES = TAR_MAGIC_OFFSET + 5;
 
 const CODECS: Record<Compression, Codec> = {
@@ -21,6 +41,12 @@ const CODECS: Record<Compression, Codec> = {
     compressor: () => createGzip({ level: 1, chunkSize: 1 << 20 }),
     decompressor: () => createGunzip({ chunkSize: 1 << 20 }),
   },
+  zstd: {
+    matches: (head) => head.subarray(0, 4).equals(ZSTD_MAGIC),
+    // Level 1 on two threads: faster than a 1 Gbit/s network, three times gzip's speed.
+    compressor: () => programStage('zstd', ['-1', '-T2', '-q', '-c']),
+    decompressor: () => programStage('zstd', ['-d', '-q', '-c']),
+  },
   none: {
     matches: (head) => head.subarray(TAR_MAGIC_OFFSET, HEAD_BYTES).toString('latin1') === 'ustar',
     compressor: () => undefined,
@@ -28,18 +54,15 @@ const CODECS: Record<Compression, Codec> = {
   },
 };
 
-/** The compressing transform for `name`, or undefined for plain tar. */
-export function compressor(name: Compression): Transform | undefined {
+/** The compressing stage for `name`, or undefined for plain tar. */
+export function compressor(name: Compression): Duplex | undefined {
   return CODECS[name].compressor();
 }
-
-const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
 function detect(head: Buffer): Codec {
   if (head.length === 0) throw new ArchiveError('the archive is empty');
   const codec = Object.values(CODECS).find((candidate) => candidate.matches(head));
   if (codec) return codec;
-  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) throw new ArchiveError('zstd archives are not supported by this version');
   throw new ArchiveError('not a tar archive, nor a compressed one');
 }
 
@@ -81,6 +104,6 @@ export async function* decompressed(source: AsyncIterable<Buffer>): AsyncGenerat
   } catch (error) {
     if (sourceError) throw sourceError.error;
     throw error instanceof ArchiveError ? error
-      : new ArchiveError(`the compressed stream is corrupt (${(error as Error).message})`, undefined, { cause: error });
+      : new ArchiveError(`cannot decompress the archive (${(error as Error).message})`, undefined, { cause: error });
   }
 }

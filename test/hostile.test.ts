@@ -129,7 +129,7 @@ const REFUSED: [string, () => Buffer, RegExp, string[]?][] = [
     const archive = valid([{ path: 'obj/big.o', data: randomBytes(300_000) }], 2);
     archive.fill(0x55, archive.length >> 1, (archive.length >> 1) + 64);
     return archive;
-  }, /the compressed stream is corrupt|damaged/],
+  }, /cannot decompress the archive|damaged/],
   ['an archive cut at an entry boundary (no meta files)', () => gzip(rawTar(good)), /not a nix-build-cache archive/],
   ['an object that is not an archive at all', () => Buffer.from('<html>this is an error page, not an archive</html>'.repeat(20)),
     /not a tar archive, nor a compressed one/],

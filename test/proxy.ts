@@ -43,5 +43,5 @@ export async function startProxy(targetPort: number, rule: ProxyRule): Promise<P
 
 /** Whether a request is for an archive object (not its digest, not a listing). */
 export function isArchive(req: IncomingMessage): boolean {
-  return /\.tar(\.gz)?$/.test(new URL(req.url ?? '/', 'http://proxy').pathname);
+  return /\.tar(\.gz|\.zst)?$/.test(new URL(req.url ?? '/', 'http://proxy').pathname);
 }

@@ -1,7 +1,7 @@
 import { normalizeRelative } from './paths.js';
 
 /** Archive compressions this version writes; reading detects the format from the data. */
-export const COMPRESSIONS = ['gzip', 'none'] as const;
+export const COMPRESSIONS = ['gzip', 'zstd', 'none'] as const;
 export type Compression = (typeof COMPRESSIONS)[number];
 
 export interface ExtractLimits {

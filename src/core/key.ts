@@ -4,7 +4,7 @@ import type { Compression } from './config.js';
 /** Version of the archive layout; bump it when an archive's meaning changes. */
 export const ARCHIVE_FORMAT = 1;
 
-const EXTENSIONS: Record<Compression, string> = { gzip: '.tar.gz', none: '.tar' };
+const EXTENSIONS: Record<Compression, string> = { gzip: '.tar.gz', zstd: '.tar.zst', none: '.tar' };
 
 export interface KeyInputs {
   cacheDirs: readonly string[];
@@ -33,7 +33,7 @@ export function objectKey(name: string, inputs: KeyInputs): string {
  * settings (format, cache dirs, compression) do. Undefined when there are no others.
  */
 export function whyMissing(wanted: string, others: readonly string[]): string | undefined {
-  const version = (key: string) => /\/v(\d+)-([0-9a-f]{8})([0-9a-f]{8})\.tar(?:\.gz)?$/.exec(key);
+  const version = (key: string) => /\/v(\d+)-([0-9a-f]{8})([0-9a-f]{8})\.tar(?:\.gz|\.zst)?$/.exec(key);
   const mine = version(wanted);
   const found = others.map(version).filter((match) => match !== null);
   if (!mine || found.length === 0) return undefined;

@@ -7,7 +7,7 @@ export interface CacheObject {
   modified: Date;
 }
 
-const ARCHIVE_KEY = /^(.+)\/v\d+-[0-9a-f]{16}\.tar(\.gz)?$/;
+const ARCHIVE_KEY = /^(.+)\/v\d+-[0-9a-f]{16}\.tar(\.gz|\.zst)?$/;
 
 /** The cache name of an archive key, or undefined for anything else (digests, temporary files). */
 export function cacheNameOf(key: string): string | undefined {
