@@ -8,11 +8,12 @@ import { buildBench } from './build.js';
 import { printTable, type Result } from './common.js';
 import { hashBench } from './hash.js';
 import { memoryBench } from './memory.js';
+import { roundTripBench } from './roundtrip.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const quick = values.quick === true;
 const results: Result[] = [];
-for (const bench of [hashBench, buildBench, memoryBench]) results.push(...await bench(quick));
+for (const bench of [hashBench, buildBench, roundTripBench, memoryBench]) results.push(...await bench(quick));
 const path = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
 await writeFile(path, `${JSON.stringify({ mode: quick ? 'quick' : 'full', date: new Date().toISOString(), results }, null, 2)}\n`);
 printTable(results);
