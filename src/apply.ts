@@ -70,25 +70,24 @@ export async function applyPlan(plan: RestorePlan, staging: Buffer, root: Buffer
   try {
     for (const entry of plan.restore) {
       signal?.throwIfAborted();
-      if (moved === undefined || !isWithin(entry.path, moved)) {
-        moved = undefined;
-        for (const dir of ancestorsOf(entry.path)) await makeDir(dir);
-        const target = absolutePath(root, entry.path);
-        if (entry.kind !== 'dir') await moveFile(absolutePath(staging, entry.path), target);
-        else if (dirs.has(entry.path) || skipped.some((path) => isWithin(path, entry.path))) await makeDir(entry.path);
-        else if (await moveDir(absolutePath(staging, entry.path), target)) {
-          created.push({ path: target, kind: 'tree' });
-          dirs.add(entry.path);
-          moved = entry.path;
-          continue;
-        } else await makeDir(entry.path);
-        if (entry.kind === 'dir') continue;
-        created.push({ path: target, kind: 'file' });
-      }
       if (entry.kind !== 'dir') {
         bytes += entry.size;
         restored++;
       }
+      // Already in place: it came with a directory moved whole.
+      if (moved !== undefined && isWithin(entry.path, moved)) continue;
+      moved = undefined;
+      for (const dir of ancestorsOf(entry.path)) await makeDir(dir);
+      const target = absolutePath(root, entry.path);
+      const staged = absolutePath(staging, entry.path);
+      if (entry.kind !== 'dir') {
+        await moveFile(staged, target);
+        created.push({ path: target, kind: 'file' });
+      } else if (!dirs.has(entry.path) && !skipped.some((path) => isWithin(path, entry.path)) && await moveDir(staged, target)) {
+        created.push({ path: target, kind: 'tree' });
+        dirs.add(entry.path);
+        moved = entry.path;
+      } else await makeDir(entry.path);
     }
     const critical = plan.times.filter((t) => t.mtime !== STORE_MTIME);
     const failed = await applyTimes(pool, root, critical, signal);
