@@ -12,9 +12,9 @@ import type { HashTask } from '../workers/types.js';
  * one worker ends up with most of the bytes. The walk does not know sizes, so the batch adapts to
  * the average file size hashed so far, aiming at about 2 MiB per task, and starts small.
  */
-function batchSize(stats: { files: number; bytes: number }): number {
-  if (stats.files === 0) return 8;
-  return Math.min(128, Math.max(2, Math.round((2 << 20) / Math.max(1, stats.bytes / stats.files))));
+function batchSize(filesHashed: number, bytesHashed: number): number {
+  if (filesHashed === 0) return 8;
+  return Math.min(128, Math.max(2, Math.round((2 << 20) / Math.max(1, bytesHashed / filesHashed))));
 }
 
 export interface TreeHash {
@@ -37,7 +37,7 @@ export interface HashOptions {
   onProgress?: (filesHashed: number) => void;
 }
 
-async function* batches(root: Buffer, tree: TreeHash, stats: { files: number; bytes: number },
+async function* batches(root: Buffer, tree: TreeHash, hashed: { files: number },
   options: HashOptions): AsyncGenerator<HashTask> {
   const rootPath = root.toString('latin1');
   let task: HashTask = { root: rootPath, files: [], symlinks: [] };
@@ -53,7 +53,7 @@ async function* batches(root: Buffer, tree: TreeHash, stats: { files: number; by
         tree.unhashable.push(path);
         tree.problems.push(`${path}: not a regular file or symlink; treated as changed`);
       }
-      if (task.files.length + task.symlinks.length >= batchSize(stats)) {
+      if (task.files.length + task.symlinks.length >= batchSize(hashed.files, tree.bytes)) {
         yield task;
         task = { root: rootPath, files: [], symlinks: [] };
       }
@@ -66,8 +66,8 @@ async function* batches(root: Buffer, tree: TreeHash, stats: { files: number; by
 export async function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<TreeHash> {
   const tree: TreeHash = { digests: new Map(), unhashable: [], dirs: new Set(), symlinks: new Set(), problems: [], bytes: 0 };
   const found: [BytePath, string][] = [];
-  const stats = { files: 0, bytes: 0 };
-  await forEachBounded(batches(root, tree, stats, options), options.pool.threads * 8,
+  const hashed = { files: 0 };
+  await forEachBounded(batches(root, tree, hashed, options), options.pool.threads * 8,
     (task) => options.pool.hash(task, options.signal),
     (result, task) => {
       const paths = [...task.files, ...task.symlinks];
@@ -77,8 +77,7 @@ export async function hashTreeWithPool(root: Buffer, options: HashOptions): Prom
       });
       for (const [i, reason] of result.errors) tree.problems.push(`${paths[i]}: cannot hash (${reason}); treated as changed`);
       tree.bytes += result.bytes;
-      stats.files += paths.length;
-      stats.bytes += result.bytes;
+      hashed.files += paths.length;
       options.onProgress?.(found.length + tree.unhashable.length);
     });
   tree.digests = sortManifest(found);

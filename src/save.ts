@@ -1,9 +1,8 @@
 import { lstat } from 'node:fs/promises';
 import { MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
-import { objectKey } from './core/key.js';
 import type { ArchiveMeta } from './core/meta.js';
 import { artifactFingerprint, type ArtifactState } from './core/plan.js';
-import { ARCHIVE_FORMAT } from './core/key.js';
+import { ARCHIVE_FORMAT, objectKey } from './core/key.js';
 import { bytePathFromText, isTextPath, textFromBytePath, type BytePath } from './core/paths.js';
 import { ConfigError, describeError } from './errors.js';
 import { resolveOptions, type SaveOptions } from './options.js';
@@ -90,7 +89,6 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
       const { hit } = loaded.state;
       if (hit?.key === key && hit.artifacts === await currentFingerprint(root, artifacts.entries)) {
         report.reason = `nothing under the cache dirs changed since ${hit.name} was restored; not uploading`;
-        report.seconds = (Date.now() - started) / 1000;
         return report;
       }
       const created = new Date(started);
@@ -116,7 +114,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
     warn(`save failed, the build goes on: ${report.reason}`);
   } finally {
     if (typeof config.store === 'string') store?.close();
+    report.seconds = (Date.now() - started) / 1000;
   }
-  report.seconds = (Date.now() - started) / 1000;
   return report;
 }
