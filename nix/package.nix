@@ -1,7 +1,7 @@
 # The CLI as a package for nixpkgs: `pkgs.callPackage ./nix/package.nix { }`.
 # After changing package-lock.json, update npmDepsHash: run `prefetch-npm-deps package-lock.json`
 # (from nixpkgs' prefetch-npm-deps), or set it to lib.fakeHash, build, and copy the hash Nix reports.
-{ lib, buildNpmPackage, nodejs_20 }:
+{ lib, buildNpmPackage, nodejs_20, python3 }:
 
 buildNpmPackage {
   pname = "nix-build-cache";
@@ -9,12 +9,15 @@ buildNpmPackage {
 
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [ ../package.json ../package-lock.json ../tsconfig.json ../src ../workers ../test ../bench ];
+    fileset = lib.fileset.unions [ ../package.json ../package-lock.json ../tsconfig.json ../binding.gyp ../src ../workers ../test ../bench ];
   };
 
   nodejs = nodejs_20;
   npmDepsHash = lib.fakeHash;
   npmBuildScript = "build";
+  # The SIMD hasher (src/native/md5.c): node-gyp needs python3; npmConfigHook skips install scripts.
+  nativeBuildInputs = [ python3 ];
+  postBuild = "npm run build:native";
   # s3rver and the test helpers are dev-only; the package keeps the runtime dependencies.
   npmPruneFlags = [ "--omit=dev" ];
 

@@ -277,11 +277,11 @@ async function execute(command: Command, values: Values, positionals: string[], 
   if (command === 'hash') {
     if (positionals.length > 1) throw new ConfigError([`DIR: at most one directory (got ${positionals.length})`]);
     const root = positionals[0] ?? '.';
-    const { hashTree } = await import('./hash.js');
+    const [{ hashTree }, { hasherName }] = await Promise.all([import('./hash.js'), import('./native-hasher.js')]);
     const tree = await hashTree(root, { ...(built.threads === undefined ? {} : { threads: built.threads }), ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
     process.stdout.write(formatManifest(tree.digests));
     tree.problems.forEach(hooks.onWarning);
-    return { command, root, files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
+    return { command, root, hasher: hasherName(), files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
   }
   const withHooks = { ...built, onWarning: hooks.onWarning, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) };
   if (command === 'restore') return (await import('./restore.js')).restore(withHooks);

@@ -1,5 +1,7 @@
 /** The typed results of each command; `--json FILE` writes them as they are. */
 
+import type { HasherName } from './native-hasher.js';
+
 export interface Attempt {
   name: string;
   key: string;
@@ -63,6 +65,8 @@ export interface SaveReport {
 export interface HashReport {
   command: 'hash';
   root: string;
+  /** simd: the native multi-buffer MD5; crypto: node:crypto (no AVX2, not built, or NBC_HASHER=crypto). */
+  hasher: HasherName;
   files: number;
   unhashable: number;
   bytes: number;
@@ -126,6 +130,6 @@ export function summaryLine(report: Report): string {
       return `prune: ${report.dryRun ? 'would delete' : 'deleted'} ${count(report.deleted.length, 'archive')}, `
         + `${megabytes(report.deleted.reduce((sum, c) => sum + c.size, 0))}; ${time}`;
     case 'hash':
-      return `hash: ${count(report.files, 'file')}, ${megabytes(report.bytes)}, ${report.unhashable} unreadable; ${time}`;
+      return `hash: ${count(report.files, 'file')}, ${megabytes(report.bytes)}, ${report.unhashable} unreadable; ${report.hasher} MD5, ${time}`;
   }
 }

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -46,6 +46,31 @@ test('equals md5sum on every file of a 10,000-file tree, big files streamed in c
   assert.is(tree.digests.size, 10_001);
   assert.equal(tree.unhashable, []);
   assert.equal(formatManifest(tree.digests), gnuMd5sum(dir));
+});
+
+test('both hashers, SIMD lanes and node:crypto, equal md5sum at every padding and buffer boundary', async () => {
+  // MD5 pads to 56 mod 64 (one block or two); the SIMD hasher reads 32 KiB per lane, node:crypto 128 KiB.
+  const sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 121, 127, 128, 32767, 32768, 32769, 131071, 131072, 131073, 3 << 20];
+  sizes.forEach((size, i) => writeFileSync(join(dir, `s${i}-${size}`), randomBytes(size)));
+  const expected = gnuMd5sum(dir).toString();
+  for (const hasher of ['simd', 'crypto']) {
+    const cli = await runCli(['hash', dir, '--quiet'], { cwd: dir, env: hasher === 'crypto' ? { NBC_HASHER: 'crypto' } : {} });
+    assert.is(cli.code, 0, cli.stderr);
+    assert.is(cli.stdout, expected, hasher);
+  }
+});
+
+test('on x86-64 with AVX2 the SIMD hasher is built and used; NBC_HASHER=crypto turns it off', async () => {
+  writeFileSync(join(dir, 'f'), 'f');
+  const avx2 = process.arch === 'x64' && /\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  const hasherOf = async (env: Record<string, string>) => {
+    const json = join(dir, 'report.json');
+    const cli = await runCli(['hash', dir, '--quiet', '--json', json], { cwd: '/', env });
+    assert.is(cli.code, 0, cli.stderr);
+    return (JSON.parse(readFileSync(json, 'utf8')) as { hasher: string }).hasher;
+  };
+  assert.is(await hasherOf({}), avx2 ? 'simd' : 'crypto');
+  assert.is(await hasherOf({ NBC_HASHER: 'crypto' }), 'crypto');
 });
 
 test('symlinks are recorded by their target and never followed', async () => {

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "nbc_md5",
+      "sources": ["src/native/md5.c"],
+      "cflags": ["-O3", "-Wall", "-Wextra"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS"]
+    }
+  ]
+}

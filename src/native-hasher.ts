@@ -1,0 +1,30 @@
+import { createRequire } from 'node:module';
+
+/** The native hasher (src/native/md5.c), built by `npm install` with node-gyp. */
+export interface NativeHasher {
+  /** Whether the CPU has AVX2; without it the addon is not used. */
+  simd: boolean;
+  /** `prefix` is the root with a trailing slash, `paths` byte paths: digests, [index, errno] pairs, bytes read. */
+  hashFiles(prefix: Buffer, paths: string[]): [(string | null)[], [number, number][], number];
+}
+
+export type HasherName = 'simd' | 'crypto';
+
+/**
+ * The SIMD hasher when it was built and the CPU has AVX2, unless NBC_HASHER=crypto asks for
+ * node:crypto, which is also the fallback: the same digests at a third of the speed.
+ */
+export function loadNativeHasher(): NativeHasher | undefined {
+  if (process.env.NBC_HASHER === 'crypto') return undefined;
+  try {
+    const native = createRequire(import.meta.url)('../../build/Release/nbc_md5.node') as NativeHasher;
+    return native.simd ? native : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Which hasher the worker threads use, for reports. */
+export function hasherName(): HasherName {
+  return loadNativeHasher() ? 'simd' : 'crypto';
+}
