@@ -38,13 +38,14 @@ export async function* walkTree(root: Buffer, options: WalkOptions = {}): AsyncG
     try {
       // Synchronous on purpose: an async readdir's round trip through libuv's thread pool costs
       // more than the call itself, and trees of many small directories are walked 3-5× faster.
-      dirents = readdirSync(absolutePath(root, dir), { withFileTypes: true, encoding: 'buffer' });
+      // Names decoded as latin1 are byte paths already, without a Buffer per name.
+      dirents = readdirSync(absolutePath(root, dir), { withFileTypes: true, encoding: 'latin1' });
     } catch (error) {
       options.onProblem?.(`cannot read directory ${dir}: ${describeError(error)}`);
       continue;
     }
     const entries: WalkEntry[] = dirents.map((dirent) => ({
-      path: joinBytePath(dir, dirent.name.toString('latin1')),
+      path: joinBytePath(dir, dirent.name),
       kind: dirent.isFile() ? 'file' : dirent.isDirectory() ? 'dir' : dirent.isSymbolicLink() ? 'symlink' : 'other',
     }));
     const kept = options.skip ? entries.filter((entry) => entry.kind !== 'dir' || !options.skip!.has(entry.path)) : entries;
