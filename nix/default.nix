@@ -101,12 +101,15 @@ let
     ++ (if strict then [ "--strict" ] else [ ])
     ++ extra-args));
 
+  # The default compression runs the zstd program (the stand-in package set of the tests has none).
+  zstdOnPath = optionalString (pkgs ? zstd) "PATH=${pkgs.zstd}/bin:$PATH ";
+
   fallbackArgs = concatStringsSep " " (map (name: "--fallback ${quote name}") ([ master-cache ] ++ fallbacks));
 
   # `set +x` first: a build with tracing on must not print the credentials. The subshell keeps
   # cd, exports and exit of the step out of the builder's shell; `||` keeps a failure out of the build.
   step = what: args: ''
-    ( set +x; ${credentialsEnv}${command} ${what} ${common} ${args} ) \
+    ( set +x; ${zstdOnPath}${credentialsEnv}${command} ${what} ${common} ${args} ) \
       || echo "nix-build-cache: ${what} failed; the build goes on without it" >&2
   '';
 

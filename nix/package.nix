@@ -1,7 +1,7 @@
 # The CLI as a package for nixpkgs: `pkgs.callPackage ./nix/package.nix { }`.
 # After changing package-lock.json, update npmDepsHash: run `prefetch-npm-deps package-lock.json`
 # (from nixpkgs' prefetch-npm-deps), or set it to lib.fakeHash, build, and copy the hash Nix reports.
-{ lib, buildNpmPackage, nodejs_20, python3 }:
+{ lib, buildNpmPackage, nodejs_20, python3, makeWrapper, zstd }:
 
 buildNpmPackage {
   pname = "nix-build-cache";
@@ -16,8 +16,10 @@ buildNpmPackage {
   npmDepsHash = lib.fakeHash;
   npmBuildScript = "build";
   # The SIMD hasher (src/native/md5.c): node-gyp needs python3; npmConfigHook skips install scripts.
-  nativeBuildInputs = [ python3 ];
+  nativeBuildInputs = [ python3 makeWrapper ];
   postBuild = "npm run build:native";
+  # The default compression runs the zstd program.
+  postInstall = "wrapProgram $out/bin/nix-build-cache --prefix PATH : ${lib.makeBinPath [ zstd ]}";
   # s3rver and the test helpers are dev-only; the package keeps the runtime dependencies.
   npmPruneFlags = [ "--omit=dev" ];
 

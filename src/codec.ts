@@ -22,7 +22,9 @@ function programStage(command: string, args: string[]): Duplex {
   const stage = Duplex.from({ writable: child.stdin, readable: child.stdout });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  child.on('error', (error) => stage.destroy(new Error(`cannot run ${command}: ${error.message}`)));
+  child.on('error', (error: NodeJS.ErrnoException) => stage.destroy(new Error(error.code === 'ENOENT'
+    ? `cannot run ${command}: not found on PATH (install it, or choose --compression gzip)`
+    : `cannot run ${command}: ${error.message}`)));
   child.on('exit', (code, signal) => {
     if (code !== 0) stage.destroy(new Error(`${command} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').pop() ?? ''}`));
   });

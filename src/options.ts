@@ -19,7 +19,7 @@ export interface CacheOptions {
   root?: string;
   /** Where restore records the source manifest for save. Default: one per root in the temp dir. */
   stateDir?: string;
-  /** Archive compression. Default "gzip". Reading detects the compression from the data. */
+  /** Archive compression. Default "zstd" (the zstd program). Reading detects the compression from the data. */
   compression?: Compression;
   /** Anything else that makes archives incompatible (a toolchain fingerprint); part of the key. */
   salt?: string;
@@ -48,7 +48,7 @@ export interface SaveOptions extends CacheOptions {
   buildFailed?: boolean;
 }
 
-const DEFAULTS = { compression: 'gzip', strict: false, fallbacks: [], explain: false } as const;
+const DEFAULTS = { compression: 'zstd', strict: false, fallbacks: [], explain: false } as const;
 
 export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
   'root' | 'stateDir' | 'salt' | 'threads' | 'signal' | 'onWarning' | 'onProgress' | 's3' | 'limits'>>> {

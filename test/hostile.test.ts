@@ -61,7 +61,7 @@ async function restoreArchive(kind: StoreKind, archive: Buffer, args: string[] =
     storeArgs = ['--store', `s3://${s3.bucket}/h/${prefix}`, '--endpoint', s3.endpoint];
   }
   const before = snapshot(root);
-  const result = await runCli(['restore', '--cache-name', 'main', '--cache-dir', 'obj', ...storeArgs, ...args], {
+  const result = await runCli(['restore', '--cache-name', 'main', '--cache-dir', 'obj', '--compression', 'gzip', ...storeArgs, ...args], {
     cwd: root, env: { NIX_BUILD_TOP: top, AWS_ACCESS_KEY_ID: ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: 'x' },
   });
   const warnings = result.stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));

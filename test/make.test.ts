@@ -107,7 +107,7 @@ test('in-tree (--cache-dir .): sources are never archived, and an archived file 
   // The first build left notes.txt behind as an artifact; in the next commit it is a source.
   writeFileSync(join(cold.root, 'notes.txt'), 'artifact from the old build\n');
   await runCli(['save', '--cache-name', 'in-tree', '--cache-dir', '.'], { cwd: cold.root, env: { NIX_BUILD_TOP: cold.top, NBC_STORE: store } });
-  const listing = (await execFileAsync('tar', ['tzf', join(store, 'in-tree', (await execFileAsync('ls', [join(store, 'in-tree')])).stdout.trim())])).stdout;
+  const listing = (await execFileAsync('tar', ['--zstd', '-tf', join(store, 'in-tree', (await execFileAsync('ls', [join(store, 'in-tree')])).stdout.trim())])).stdout;
   assert.not.match(listing, /\.c$|\.h$|Makefile/m);
   assert.match(listing, /^notes\.txt$/m);
   const edited = { ...files, 'notes.txt': 'now a source\n', [`${unitName(2)}.c`]: `${files[`${unitName(2)}.c`]}/* x */\n` };

@@ -69,7 +69,7 @@ test('make round trip through the CLI with a multipart archive (5 MiB parts)', a
   assert.match(cold.saveOutput, /save: saved main/);
   outputs.push(cold.restoreOutput, cold.saveOutput);
   const parts = readdirSync(join(s3.directory, s3.bucket, 'ci', 'main'));
-  assert.ok(parts.some((name) => name.endsWith('.tar.gz._S3rver_object')), `archive stored: ${parts.join(' ')}`);
+  assert.ok(parts.some((name) => name.endsWith('.tar.zst._S3rver_object')), `archive stored: ${parts.join(' ')}`);
   const edited = { ...files, [`${unitName(2)}.c`]: `${files[`${unitName(2)}.c`]}/* edit */\n` };
   const warm = await nixLikeBuild(work, env, edited, 'main');
   outputs.push(warm.restoreOutput, warm.saveOutput);
@@ -84,7 +84,7 @@ test('dead endpoint (closed port): one warning, tree unchanged, in well under 10
   const { port } = closed.address() as { port: number };
   await new Promise((resolve) => closed.close(resolve));
   const seconds = await restoreFailsOpen(s3Env({ NBC_S3_ENDPOINT: `http://127.0.0.1:${port}` }), [],
-    /cache main is unusable.*download s3:\/\/nbc-test\/ci\/main\/v1-\w+\.tar\.gz failed: .*ECONNREFUSED.*is the endpoint right/);
+    /cache main is unusable.*download s3:\/\/nbc-test\/ci\/main\/v1-\w+\.tar\.zst failed: .*ECONNREFUSED.*is the endpoint right/);
   assert.ok(seconds < 10, `took ${seconds} s`);
 });
 
@@ -108,7 +108,7 @@ test('a download cut mid-archive: one warning, tree unchanged', async () => {
   const proxy: HttpServer = createHttpServer((req, res) => {
     const upstream = request({ host: '127.0.0.1', port: s3.port, path: req.url, method: req.method, headers: req.headers, agent: false }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
-      const cut = req.method === 'GET' && /\.tar\.gz$/.test(new URL(req.url ?? '/', 'http://x').pathname);
+      const cut = req.method === 'GET' && /\.tar\.zst$/.test(new URL(req.url ?? '/', 'http://x').pathname);
       let sent = 0;
       answer.on('data', (chunk: Buffer) => {
         if (cut && sent + chunk.length > 65536) {
@@ -186,7 +186,7 @@ test('ls lists caches; prune --dry-run lists what prune then deletes, and only t
   for (const name of ['alpha', 'beta']) await nixLikeBuild(work, env, files, name);
   const ls = await cli(['ls'], work, env);
   assert.is(ls.code, 0, ls.stderr);
-  assert.match(ls.stdout, /^NAME\s+SIZE\s+AGE\s+KEY\nalpha\s+[\d.]+ MB\s+\d+m\s+alpha\/v1-\w+\.tar\.gz\nbeta\s+.*beta\/v1-\w+\.tar\.gz\n$/);
+  assert.match(ls.stdout, /^NAME\s+SIZE\s+AGE\s+KEY\nalpha\s+[\d.]+ MB\s+\d+m\s+alpha\/v1-\w+\.tar\.zst\nbeta\s+.*beta\/v1-\w+\.tar\.zst\n$/);
   const dry = await cli(['prune', '--older-than', '0s', '--dry-run'], work, env);
   assert.match(dry.stdout, /would delete\s+alpha .*\nwould delete\s+beta /);
   assert.match((await cli(['ls'], work, env)).stdout, /alpha[\s\S]*beta/, 'dry run deleted nothing');
@@ -195,7 +195,7 @@ test('ls lists caches; prune --dry-run lists what prune then deletes, and only t
   // A second, newer archive of alpha (another compression is another key): --keep 1 now selects the older.
   await nixLikeBuild(work, env, files, 'alpha', { extraArgs: ['--compression', 'none'], saveArgs: ['--compression', 'none'] });
   const keepDry = await cli(['prune', '--keep', '1', '--dry-run'], work, env);
-  assert.match(keepDry.stdout, /^would delete\s+alpha\s.*alpha\/v1-\w+\.tar\.gz\n$/);
+  assert.match(keepDry.stdout, /^would delete\s+alpha\s.*alpha\/v1-\w+\.tar\.zst\n$/);
   const keepOne = await cli(['prune', '--keep', '1'], work, env);
   assert.is(keepOne.stdout, keepDry.stdout.replace(/would delete /g, 'deleted '));
   assert.match((await cli(['ls'], work, env)).stdout, /\nalpha\s.*alpha\/v1-\w+\.tar\n(?!alpha)beta\s/);
