@@ -29,9 +29,9 @@ export async function median(runs: number, measure: () => Promise<number>): Prom
 }
 
 /** Wall-clock seconds of a shell command (output discarded, as a benchmark must consume it). */
-export async function timeShell(command: string, cwd: string): Promise<number> {
+export async function timeShell(command: string, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const started = process.hrtime.bigint();
-  await run('bash', ['-c', command], { cwd, maxBuffer: 1 << 30, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  await run('bash', ['-c', command], { cwd, maxBuffer: 1 << 30, env: { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 

@@ -1,71 +1,117 @@
-// Question: how long does a cache round trip (save, then restore into a fresh tree) take on the
-// local store, next to the shell pipelines on the same data: `tar | gzip -1` and `tar | zstd -1 -T2`
-// to a file and back, and the seed's way (md5sum manifest, `tar | xz`)?
+// Question: how long does a cache round trip take (save, wipe, restore into a fresh build dir),
+// next to shell pipelines on the same data and the same server?
+//   S3 (s3rver on loopback): ours vs the best shell pipeline (GNU tar | zstd -1 -T2 to a file, one
+//     PUT with curl; one GET with curl | zstd -d | tar -x) and vs the seed's way (md5sum manifest,
+//     tar | xz, `aws s3 cp` both ways).
+//   Local store: ours vs tar | zstd -1 -T2 to a file and back.
 // Usage: node dist/bench/roundtrip.js [--quick] [--json FILE]
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ACCESS_KEY_ID, startS3, type TestS3 } from '../test/s3-server.js';
 import { benchMain, CLI, median, run, timeShell, type Result } from './common.js';
-import { ARTIFACTS, generateTree, SOURCES } from './workload.js';
+import { ARTIFACTS, generateTree, SOURCES, type TreeSpec } from './workload.js';
 
 let fresh = 0;
+const SECRET = 'bench-secret';
 
-/** Our save then restore, each in its own build dir, on the local store; seconds for both. */
-async function ours(work: string, artifacts: string, compression: string): Promise<number> {
+/** Our restore (a miss), the "build" (the cache dir appears), then timed: save, and restore elsewhere. */
+async function ours(work: string, cacheDir: string, store: string, env: NodeJS.ProcessEnv): Promise<number> {
   const top = join(work, `ours-${++fresh}`);
-  const root = join(top, 'source');
-  await mkdir(root, { recursive: true });
-  await writeFile(join(root, 'main.c'), 'int main(void) { return 0; }\n');
-  const args = ['--cache-name', `rt-${fresh}`, '--cache-dir', 'obj', '--store', join(work, 'store'), '--compression', compression, '--quiet'];
-  await run(process.execPath, [CLI, 'restore', ...args, '--state-dir', join(top, 'state-1')], { cwd: root });
-  await cp(artifacts, join(root, 'obj'), { recursive: true });
+  const builds = [join(top, 'build-1', 'source'), join(top, 'build-2', 'source')];
+  for (const root of builds) {
+    await mkdir(root, { recursive: true });
+    await writeFile(join(root, 'main.c'), 'int main(void) { return 0; }\n');
+  }
+  const args = ['--cache-name', `rt-${fresh}`, '--cache-dir', 'obj', '--store', store, '--quiet'];
+  const options = (root: string) => ({ cwd: root, env: { ...env, NIX_BUILD_TOP: join(root, '..') } });
+  await run(process.execPath, [CLI, 'restore', ...args], options(builds[0]!));
+  await cp(cacheDir, join(builds[0]!, 'obj'), { recursive: true });
   const started = process.hrtime.bigint();
-  await run(process.execPath, [CLI, 'save', ...args, '--state-dir', join(top, 'state-1')], { cwd: root });
-  const again = join(top, 'again');
-  await mkdir(again);
-  await writeFile(join(again, 'main.c'), 'int main(void) { return 0; }\n');
-  await run(process.execPath, [CLI, 'restore', ...args, '--state-dir', join(top, 'state-2')], { cwd: again });
+  await run(process.execPath, [CLI, 'save', ...args], options(builds[0]!));
+  await run(process.execPath, [CLI, 'restore', ...args], options(builds[1]!));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await rm(top, { recursive: true, force: true });
   return seconds;
 }
 
-/** A shell pipeline's pack to a file and unpack into a fresh dir; seconds for both. */
-async function shell(work: string, artifacts: string, pack: string, unpack: string): Promise<number> {
+/** A shell pipeline: `save` run beside the cache dir, then `restore` in an empty dir; seconds for both. */
+async function shell(work: string, cacheDir: string, save: string, restore: string, env: NodeJS.ProcessEnv): Promise<number> {
   const dir = join(work, `shell-${++fresh}`);
   await mkdir(join(dir, 'out'), { recursive: true });
-  const seconds = await timeShell(`cd ${artifacts}/.. && ${pack} > ${dir}/archive && cd ${dir}/out && < ${dir}/archive ${unpack}`, work);
+  const command = `set -o pipefail; cd ${cacheDir}/.. && ${save.replaceAll('$N', String(fresh)).replaceAll('$DIR', dir)} `
+    + `&& cd ${dir}/out && ${restore.replaceAll('$N', String(fresh)).replaceAll('$DIR', dir)}`;
+  const seconds = await timeShell(command, work, env);
   await rm(dir, { recursive: true, force: true });
   return seconds;
 }
 
+function s3Pipelines(s3: TestS3) {
+  const curl = `curl -sS -f --aws-sigv4 aws:amz:us-east-1:s3 --user ${ACCESS_KEY_ID}:${SECRET} -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD'`;
+  const url = `${s3.endpoint}/${s3.bucket}`;
+  const aws = `aws --endpoint-url ${s3.endpoint} s3 cp --quiet`;
+  return {
+    best: {
+      save: `tar -cf - obj | zstd -1 -T2 -q > $DIR/archive && ${curl} -T $DIR/archive ${url}/shell-$N.tar.zst`,
+      restore: `${curl} ${url}/shell-$N.tar.zst | zstd -dc -q | tar -xf -`,
+    },
+    seed: {
+      save: `find obj -type f -print0 | xargs -0 md5sum > MD5SUMS && tar -cf - MD5SUMS obj | xz | ${aws} - s3://${s3.bucket}/seed-$N.tar.xz`,
+      restore: `${aws} s3://${s3.bucket}/seed-$N.tar.xz - | xz -dc | tar -xf - && find . -type f -print0 | xargs -0 md5sum > /dev/null`,
+    },
+  };
+}
+
+interface Tree {
+  name: string;
+  spec: TreeSpec;
+  /** Whether to run the seed's pipeline (xz takes about a second per 1.4 MB here). */
+  seed: boolean;
+  /** Targets: ratio against the best shell pipeline, and against the seed's. */
+  targets: { shell: number; seed?: number };
+}
+
 export async function roundTripBench(quick: boolean): Promise<Result[]> {
   const work = await mkdtemp(join(tmpdir(), 'nbc-bench-roundtrip-'));
+  const s3 = await startS3('bench');
+  const env = {
+    ...process.env, AWS_ACCESS_KEY_ID: ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: SECRET, AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true', NBC_S3_ENDPOINT: s3.endpoint,
+  };
+  const trees: Tree[] = [
+    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 400 : 2000 }, seed: false, targets: { shell: 1.0 } },
+    // The seed's xz needs minutes per 100 MB: it runs on a smaller artifact tree.
+    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 30 : 150, seed: 3 }, seed: true, targets: { shell: 1.0, seed: 10 } },
+    { name: 'small files', spec: { ...SOURCES, files: quick ? 10_000 : 50_000 }, seed: false, targets: { shell: 0.5 } },
+  ];
   try {
     const results: Result[] = [];
-    const trees = {
-      artifacts: { ...ARTIFACTS, files: quick ? 60 : 1000 },
-      'small files': { ...SOURCES, files: quick ? 3000 : 50_000 },
-    };
-    for (const [name, spec] of Object.entries(trees)) {
-      const artifacts = join(work, name.replace(' ', '-'), 'obj');
-      const mb = generateTree(artifacts, spec) / 1e6;
-      const runs = quick ? 1 : 3;
-      const label = `${name} (${spec.files} files, ${mb.toFixed(0)} MB), local store`;
-      const gzip = await median(runs, () => shell(work, artifacts, 'tar -cf - obj | gzip -1', 'gzip -dc | tar -xf -'));
-      const zstd = await median(runs, () => shell(work, artifacts, 'tar -cf - obj | zstd -1 -T2 -q', 'zstd -dc -q | tar -xf -'));
-      const seed = await median(quick ? 1 : 2, () => shell(work, artifacts, 'find obj -type f -print0 | xargs -0 md5sum > /dev/null; tar -cf - obj | xz -T1', 'xz -dc | tar -xf -'));
-      const oursGzip = await median(runs, () => ours(work, artifacts, 'gzip'));
-      const oursZstd = await median(runs, () => ours(work, artifacts, 'zstd'));
-      results.push(
-        { bench: 'roundtrip', figure: `${label}: ours, gzip`, value: oursGzip, unit: 's', baseline: 'tar | gzip -1', baselineValue: gzip, ratio: gzip / oursGzip },
-        { bench: 'roundtrip', figure: `${label}: ours, zstd`, value: oursZstd, unit: 's', baseline: 'tar | zstd -1 -T2', baselineValue: zstd, ratio: zstd / oursZstd },
-        { bench: 'roundtrip', figure: `${label}: ours, zstd`, value: oursZstd, unit: 's', baseline: "the seed's md5sum + tar | xz", baselineValue: seed, ratio: seed / oursZstd },
-      );
+    const runs = quick ? 1 : 3;
+    for (const tree of trees) {
+      const cacheDir = join(work, `tree-${++fresh}`, 'obj');
+      const mb = generateTree(cacheDir, tree.spec) / 1e6;
+      const label = `${tree.name} (${tree.spec.files} files, ${mb.toFixed(0)} MB)`;
+      const pipelines = s3Pipelines(s3);
+      const best = await median(runs, () => shell(work, cacheDir, pipelines.best.save, pipelines.best.restore, env));
+      const oursS3 = await median(runs, () => ours(work, cacheDir, `s3://${s3.bucket}/ours`, env));
+      results.push({ bench: 'roundtrip', figure: `${label}, S3: ours`, value: oursS3, unit: 's', baseline: 'tar | zstd -1 -T2 + curl PUT/GET',
+        baselineValue: best, ratio: best / oursS3, threshold: tree.targets.shell });
+      if (tree.seed) {
+        const seed = await shell(work, cacheDir, pipelines.seed.save, pipelines.seed.restore, env);
+        results.push({ bench: 'roundtrip', figure: `${label}, S3: ours`, value: oursS3, unit: 's', baseline: "the seed's md5sum + tar | xz + aws s3 cp",
+          baselineValue: seed, ratio: seed / oursS3, ...(tree.targets.seed ? { threshold: tree.targets.seed } : {}) });
+      } else {
+        const local = await median(runs, () => shell(work, cacheDir, 'tar -cf - obj | zstd -1 -T2 -q > $DIR/archive', 'zstd -dc -q $DIR/archive | tar -xf -', env));
+        const oursLocal = await median(runs, () => ours(work, cacheDir, join(work, 'store'), env));
+        results.push({ bench: 'roundtrip', figure: `${label}, local store: ours`, value: oursLocal, unit: 's', baseline: 'tar | zstd -1 -T2 to a file',
+          baselineValue: local, ratio: local / oursLocal });
+      }
+      await rm(join(cacheDir, '..'), { recursive: true, force: true });
     }
     return results;
   } finally {
+    await s3.close();
     await rm(work, { recursive: true, force: true });
   }
 }

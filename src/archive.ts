@@ -2,28 +2,25 @@ import { chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, symlink
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
-import { Header, Pack, Parser, type ReadEntry } from 'tar';
+import { MessageChannel } from 'node:worker_threads';
+import { Header, Parser, type ReadEntry } from 'tar';
 import { compressor, decompressed } from './codec.js';
 import { DEFAULT_LIMITS, type Compression, type ExtractLimits } from './core/config.js';
 import { parseMeta, type ArchiveMeta } from './core/meta.js';
 import type { ArtifactEntry, ArtifactKind } from './core/plan.js';
 import {
-  ancestorsOf, bytePathFromText, isWithin, normalizeRelative, parentOf, resolveLinkTarget, textFromBytePath, type BytePath,
+  ancestorsOf, bytePathFromText, isWithin, normalizeRelative, parentOf, resolveLinkTarget, type BytePath,
 } from './core/paths.js';
 import { ArchiveError, describeError, NbcError } from './errors.js';
+import type { WorkerPool } from './pool.js';
+import type { PackCounts, PackMessage } from '../workers/types.js';
 
-/** The archive's own files, stored first, under a directory no cache dir may use. */
+/** The archive's own files, stored last, under a directory no cache dir may use. */
 export const META_DIR = '.cache-meta';
 export const MANIFEST_FILE = `${META_DIR}/MD5SUMS`;
 export const META_FILE = `${META_DIR}/meta.json`;
 
-/** What was packed, for meta.json. */
-export interface PackCounts {
-  files: number;
-  dirs: number;
-  /** Bytes of file content. */
-  bytes: number;
-}
+export type { PackCounts };
 
 export interface PackInput {
   /** Absolute path of the tree the entries are relative to. */
@@ -33,6 +30,8 @@ export interface PackInput {
   /** The archive's own files (path inside the archive → contents), made once the entries are packed. */
   metaFiles: (counts: PackCounts) => ReadonlyMap<string, Buffer>;
   compression: Compression;
+  /** Where the packing runs; one thread is enough. */
+  pool: WorkerPool;
   /** Seconds, for the meta files' headers. */
   created: number;
   signal?: AbortSignal;
@@ -49,35 +48,52 @@ function tarFile(path: string, data: Buffer, mtime: number): Buffer {
 }
 
 /**
- * Streams the archive: the entries with portable headers (no owners, no atimes), then the meta
- * files, then the end-of-archive blocks, through compression. The meta files come last so that an
- * archive cut short anywhere lacks them and is refused. Memory stays at the streams' buffers.
+ * Streams the archive: the entries with portable headers (no owners, no atimes), packed on a pool
+ * thread, then the meta files, then the end-of-archive blocks, through compression. The meta files
+ * come last so that an archive cut short anywhere lacks them and is refused. Memory stays at the
+ * chunks in flight (8 MiB) and the streams' buffers.
  */
 export function packArchive(input: PackInput): Readable {
-  const counts: PackCounts = { files: 0, dirs: 0, bytes: 0 };
-  const pack = new Pack({
-    cwd: input.root, portable: true, noDirRecurse: true, strict: true,
-    onWriteEntry: (entry) => {
-      if (entry.type === 'Directory') counts.dirs++;
-      else counts.files++;
-      if (entry.type === 'File') counts.bytes += entry.stat?.size ?? 0;
-    },
-  });
+  const channel = new MessageChannel();
+  const flow = new Int32Array(new SharedArrayBuffer(8));
+  const packed = input.pool.pack({ root: input.root, entries: [...input.entries], port: channel.port2, flow: flow.buffer as SharedArrayBuffer });
   async function* tar(): AsyncGenerator<Buffer> {
-    for (const entry of input.entries) pack.add(textFromBytePath(entry));
-    pack.end();
-    // node-tar ends its stream with the end-of-archive blocks: hold them back, append the meta files.
-    let tail: Buffer = Buffer.alloc(0);
-    for await (const chunk of pack as AsyncIterable<Buffer>) {
-      input.signal?.throwIfAborted();
-      const joined = chunk.length >= END_OF_ARCHIVE ? chunk : Buffer.concat([tail, chunk]);
-      if (joined === chunk && tail.length > 0) yield tail;
-      if (joined.length > END_OF_ARCHIVE) yield joined.subarray(0, joined.length - END_OF_ARCHIVE);
-      tail = joined.subarray(Math.max(0, joined.length - END_OF_ARCHIVE));
+    const queue: PackMessage[] = [];
+    let wake: (() => void) | undefined;
+    let failure: { error: unknown } | undefined;
+    channel.port1.on('message', (message: PackMessage) => {
+      queue.push(message);
+      wake?.();
+    });
+    packed.catch((error: unknown) => {
+      failure = { error };
+      wake?.();
+    });
+    try {
+      for (;;) {
+        const message = queue.shift();
+        if (message === undefined) {
+          if (failure) throw failure.error;
+          await new Promise<void>((resolve) => { wake = resolve; });
+          wake = undefined;
+        } else if ('end' in message) {
+          yield Buffer.concat([...input.metaFiles(message.end)].map(([path, data]) => tarFile(path, data, input.created)));
+          yield Buffer.alloc(END_OF_ARCHIVE);
+          return;
+        } else {
+          input.signal?.throwIfAborted();
+          yield Buffer.from(message.chunk, 0, message.bytes);
+          Atomics.add(flow, 0, 1);
+          Atomics.notify(flow, 0);
+        }
+      }
+    } finally {
+      // Stops the packer if the reader gave up (an upload that failed, say).
+      Atomics.store(flow, 1, 1);
+      Atomics.notify(flow, 0);
+      channel.port1.close();
+      await packed.catch(() => {});
     }
-    if (tail.length !== END_OF_ARCHIVE || tail.some((byte) => byte !== 0)) throw new Error('tar stream did not end with end-of-archive blocks');
-    yield Buffer.concat([...input.metaFiles(counts)].map(([path, data]) => tarFile(path, data, input.created)));
-    yield tail;
   }
   const stream = Readable.from(tar(), { objectMode: false });
   const compress = compressor(input.compression);

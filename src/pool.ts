@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { HashResult, HashTask, SetTimesResult, SetTimesTask } from '../workers/types.js';
+import type { HashResult, HashTask, PackTask, SetTimesResult, SetTimesTask } from '../workers/types.js';
 
 const WORKER = new URL('../workers/tasks.js', import.meta.url).href;
 
@@ -22,6 +22,11 @@ export class WorkerPool {
 
   setTimes(task: SetTimesTask, signal?: AbortSignal): Promise<SetTimesResult> {
     return this.#piscina.run(task, { name: 'setTimes', signal: signal ?? null });
+  }
+
+  /** Packs on one thread; the chunks arrive on the task's port. */
+  pack(task: PackTask): Promise<void> {
+    return this.#piscina.run(task, { name: 'pack', transferList: [task.port] });
   }
 
   close(): Promise<void> {

@@ -9,6 +9,7 @@ import { resolveOptions, type SaveOptions } from './options.js';
 import type { SaveReport } from './report.js';
 import { skipInside } from './restore.js';
 import { findState, readState } from './state.js';
+import { withPool } from './pool.js';
 import { openStore, type Store } from './stores/index.js';
 import { VERSION } from './version.js';
 import { absolutePath, walkTree } from './walk.js';
@@ -92,19 +93,22 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         return report;
       }
       const created = new Date(started);
-      const body = packArchive({
-        root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal,
-        metaFiles: (counts) => {
-          Object.assign(report, counts);
-          const meta: ArchiveMeta = {
-            format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], created: created.toISOString(),
-            ...counts, sources: loaded.manifest.size, ...(options.buildFailed ? { buildFailed: true } : {}),
-          };
-          return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
-        },
-      });
       store = await openStore(config.store, config.s3);
-      report.archiveBytes = (await store.put(key, body, config.signal)).bytes;
+      const target = store;
+      report.archiveBytes = await withPool(undefined, 1, async (pool) => {
+        const body = packArchive({
+          root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
+          metaFiles: (counts) => {
+            Object.assign(report, counts);
+            const meta: ArchiveMeta = {
+              format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], created: created.toISOString(),
+              ...counts, sources: loaded.manifest.size, ...(options.buildFailed ? { buildFailed: true } : {}),
+            };
+            return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
+          },
+        });
+        return (await target.put(key, body, config.signal)).bytes;
+      });
       report.outcome = 'saved';
     }
   } catch (error) {

@@ -1,4 +1,5 @@
 /** The messages between the main thread and the worker pool; paths are byte paths (latin1). */
+import type { MessagePort } from 'node:worker_threads';
 
 export interface HashTask {
   /** Absolute path of the tree's root, as a byte path. */
@@ -25,4 +26,26 @@ export interface SetTimesTask {
 export interface SetTimesResult {
   /** [index, "CODE: message"] for every path whose time could not be set. */
   errors: [number, string][];
+}
+
+/**
+ * Packs `entries` (byte paths below `root`, sorted, parents first) as tar entries, posting the
+ * bytes on `port` in chunks. Flow control: `flow` is two Int32 cells, [chunks the reader has
+ * consumed, cancelled]; the packer waits while too many chunks are unconsumed.
+ */
+export interface PackTask {
+  root: string;
+  entries: string[];
+  port: MessagePort;
+  flow: SharedArrayBuffer;
+}
+
+/** Posted on the task's port: a chunk of tar, then once `end` with what was packed. */
+export type PackMessage = { chunk: ArrayBuffer; bytes: number } | { end: PackCounts };
+
+export interface PackCounts {
+  files: number;
+  dirs: number;
+  /** Bytes of file content. */
+  bytes: number;
 }

@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileAsync, runCli, tempDir, writeTree } from './helpers.js';
+
+const test = suite('packing on the pool thread');
+let dir: string;
+let remove: () => Promise<void>;
+test.before.each(async () => { ({ dir, remove } = await tempDir()); });
+test.after.each(() => remove());
+
+const LONG_DIR = `${'deep-directory-name-'.repeat(4)}x/${'more-nesting-'.repeat(5)}y`;
+const LONG_NAME = `${'n'.repeat(120)}.o`;
+const BIG = randomBytes(3 * (1 << 20) + 7);
+
+/** Every kind of entry save may meet, with names that need PAX headers and content spanning chunks. */
+function buildArtifacts(root: string): void {
+  const obj = join(root, 'obj');
+  mkdirSync(join(obj, LONG_DIR), { recursive: true });
+  mkdirSync(join(obj, 'empty-dir'));
+  writeFileSync(join(obj, 'empty.o'), '');
+  writeFileSync(join(obj, 'big.bin'), BIG);
+  writeFileSync(join(obj, LONG_DIR, 'deep.o'), 'deep');
+  writeFileSync(join(obj, LONG_NAME), 'long name');
+  writeFileSync(join(obj, 'ünïcode-ファイル.o'), 'utf-8 name');
+  writeFileSync(join(obj, 'tool'), '#!/bin/sh\n');
+  chmodSync(join(obj, 'tool'), 0o755);
+  writeFileSync(join(obj, 'a.o'), 'shared inode');
+  linkSync(join(obj, 'a.o'), join(obj, 'hard.o'));
+  symlinkSync('a.o', join(obj, 'link.o'));
+}
+
+interface Seen {
+  kind: string;
+  mode: number;
+  content?: string;
+  target?: string;
+}
+
+function describe(root: string): Map<string, Seen> {
+  const seen = new Map<string, Seen>();
+  const visit = (path: string) => {
+    for (const name of readdirSync(join(root, path))) {
+      const relative = path ? `${path}/${name}` : name;
+      const stat = lstatSync(join(root, relative));
+      const mode = stat.mode & 0o777;
+      if (stat.isDirectory()) {
+        seen.set(relative, { kind: 'dir', mode });
+        visit(relative);
+      } else if (stat.isSymbolicLink()) seen.set(relative, { kind: 'symlink', mode: 0, target: readlinkSync(join(root, relative)) });
+      else seen.set(relative, { kind: 'file', mode, content: readFileSync(join(root, relative)).toString('base64') });
+    }
+  };
+  visit('obj');
+  return seen;
+}
+
+test('every kind of entry round-trips; GNU tar reads the archive', async () => {
+  const env = { NBC_STORE: join(dir, 'store') };
+  const args = ['--cache-name', 'pack', '--cache-dir', 'obj'];
+  const first = join(dir, 'build-1', 'source');
+  writeTree(first, { 'main.c': 'int main(void) { return 0; }\n' });
+  assert.is((await runCli(['restore', ...args], { cwd: first, env: { ...env, NIX_BUILD_TOP: join(first, '..') } })).code, 0);
+  buildArtifacts(first);
+  const saved = await runCli(['save', ...args], { cwd: first, env: { ...env, NIX_BUILD_TOP: join(first, '..') } });
+  assert.match(saved.stderr, /save: saved pack, .*; 9 files, /, saved.stderr);
+
+  const [archive] = readdirSync(join(dir, 'store', 'pack'));
+  const listing = (await execFileAsync('tar', ['--zstd', '-tvf', join(dir, 'store', 'pack', archive!)])).stdout;
+  for (const name of [`obj/${LONG_DIR}/deep.o`, `obj/${LONG_NAME}`, 'obj/ünïcode-ファイル.o', 'obj/link.o -> a.o', 'obj/hard.o link to obj/a.o', '.cache-meta/MD5SUMS']) {
+    assert.ok(listing.includes(name), `GNU tar lists ${name}:\n${listing}`);
+  }
+
+  const second = join(dir, 'build-2', 'source');
+  writeTree(second, { 'main.c': 'int main(void) { return 0; }\n' });
+  const restored = await runCli(['restore', ...args], { cwd: second, env: { ...env, NIX_BUILD_TOP: join(second, '..') } });
+  assert.match(restored.stderr, /restore: hit pack/, restored.stderr);
+  assert.equal(describe(second), describe(first));
+  assert.is(lstatSync(join(second, 'obj', 'hard.o')).ino, lstatSync(join(second, 'obj', 'a.o')).ino, 'hard link kept');
+  assert.is(lstatSync(join(second, 'obj', 'tool')).mode & 0o777, 0o755);
+});
+
+test.run();
