@@ -3,12 +3,11 @@
 // with one file changed, and warm with nothing changed; the speed-up and the cache's own overhead.
 // Usage: node dist/bench/build.js [--quick] [--json FILE]
 import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { cProject, parseMakeOutput, unitName } from './c-project.js';
-import { benchMain, CLI, median, run, type Result } from './common.js';
+import { benchDir, benchMain, CLI, median, run, type Result } from './common.js';
 
 interface Timed {
   seconds: number;
@@ -38,7 +37,7 @@ async function build(work: string, files: Record<string, string>, cached: boolea
 }
 
 export async function buildBench(quick: boolean): Promise<Result[]> {
-  const work = await mkdtemp(join(tmpdir(), 'nbc-bench-build-'));
+  const work = await mkdtemp(join(benchDir(), 'nbc-bench-build-'));
   try {
     const units = quick ? 100 : 400;
     // Weight gives each unit a compile time like a real C file's (tens of milliseconds).

@@ -1,11 +1,27 @@
 // Shared by the benchmarks: timing of commands (median of runs), result records, the CLI's path.
 import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
 export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 export const run = promisify(execFile);
+
+/**
+ * Where benchmarks make their trees: NBC_BENCH_DIR, else /dev/shm (memory) where it exists, so that
+ * a disk's write-back and discards do not decide the figures; both sides of a ratio use it.
+ */
+export function benchDir(): string {
+  if (process.env.NBC_BENCH_DIR) return process.env.NBC_BENCH_DIR;
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
 
 /** One measured figure with the baseline it is judged against, measured in the same run. */
 export interface Result {

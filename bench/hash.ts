@@ -3,13 +3,12 @@
 // path, and the machine's MD5 ceiling? Usage: node dist/bench/hash.js [--quick] [--json FILE]
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { hashTreeWithPool } from '../src/hash.js';
 import { WorkerPool } from '../src/pool.js';
-import { benchMain, CLI, median, timeShell, type Result } from './common.js';
+import { benchDir, benchMain, CLI, median, timeShell, type Result } from './common.js';
 import { ARTIFACTS, generateTree, SOURCES } from './workload.js';
 
 /** MB/s of MD5 on one core, in this process, on data already in memory. */
@@ -21,10 +20,10 @@ function md5CeilingPerCore(): number {
 }
 
 export async function hashBench(quick: boolean): Promise<Result[]> {
-  const work = await mkdtemp(join(tmpdir(), 'nbc-bench-hash-'));
+  const work = await mkdtemp(join(benchDir(), 'nbc-bench-hash-'));
   try {
     const trees = {
-      small: { spec: { ...SOURCES, files: quick ? 10_000 : SOURCES.files }, dir: join(work, 'small') },
+      small: { spec: SOURCES, dir: join(work, 'small') },
       big: { spec: { ...ARTIFACTS, files: quick ? 100 : ARTIFACTS.files / 4 }, dir: join(work, 'big') },
     };
     const results: Result[] = [];

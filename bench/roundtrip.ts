@@ -6,11 +6,10 @@
 //   Local store: ours vs tar | zstd -1 -T2 to a file and back.
 // Usage: node dist/bench/roundtrip.js [--quick] [--json FILE]
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from '../test/s3-server.js';
-import { benchMain, CLI, median, run, timeShell, type Result } from './common.js';
+import { benchDir, benchMain, CLI, median, run, timeShell, type Result } from './common.js';
 import { ARTIFACTS, generateTree, SOURCES, type TreeSpec } from './workload.js';
 
 let fresh = 0;
@@ -73,16 +72,16 @@ interface Tree {
 }
 
 export async function roundTripBench(quick: boolean): Promise<Result[]> {
-  const work = await mkdtemp(join(tmpdir(), 'nbc-bench-roundtrip-'));
+  const work = await mkdtemp(join(benchDir(), 'nbc-bench-roundtrip-'));
   const s3 = await startS3('bench');
   const env = {
     ...process.env, AWS_ACCESS_KEY_ID: ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: SECRET, AWS_DEFAULT_REGION: 'us-east-1',
     AWS_EC2_METADATA_DISABLED: 'true', NBC_S3_ENDPOINT: s3.endpoint,
   };
   const trees: Tree[] = [
-    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 400 : 2000 }, seed: false, targets: { shell: 1.0 } },
+    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 200 : 2000 }, seed: false, targets: { shell: 1.0 } },
     // The seed's xz needs minutes per 100 MB: it runs on a smaller artifact tree.
-    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 30 : 150, seed: 3 }, seed: true, targets: { shell: 1.0, seed: 10 } },
+    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 20 : 150, seed: 3 }, seed: true, targets: { shell: 1.0, seed: 10 } },
     { name: 'small files', spec: { ...SOURCES, files: quick ? 10_000 : 50_000 }, seed: false, targets: { shell: 0.5 } },
   ];
   try {

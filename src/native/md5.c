@@ -169,14 +169,17 @@ static int fill(Lane *lane) {
     memmove(lane->buf, lane->buf + lane->pos, rest);
     lane->pos = 0;
     lane->end = rest;
-    ssize_t n = read(lane->fd, lane->buf + rest, CHUNK - rest);
+    size_t wanted = CHUNK - rest;
+    ssize_t n = read(lane->fd, lane->buf + rest, wanted);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
     lane->length += (uint64_t)n;
     lane->end += (size_t)n;
-    if (n == 0) {
+    // A short read of a regular file is its end (as in the node:crypto path): most source files
+    // end in their first read, and a second read to see 0 would cost a system call per file.
+    if ((size_t)n < wanted) {
       // 0x80, zeros up to 56 mod 64, then the length in bits: one or two blocks.
       size_t at = lane->end;
       size_t pad = (at % BLOCK < 56 ? 56 : 120) - at % BLOCK;
