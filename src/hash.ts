@@ -3,20 +3,21 @@ import type { BytePath } from './core/paths.js';
 import { resolve } from 'node:path';
 import { checkPositiveInteger } from './core/config.js';
 import { ConfigError } from './errors.js';
-import { forEachBounded, withPool, type WorkerPool } from './pool.js';
-import { walkTree } from './walk.js';
-import type { HashTask } from '../workers/types.js';
+import { withPool, type WorkerPool } from './pool.js';
+import type { HashResult, HashTask, WalkHashResult } from '../workers/types.js';
+
+/** Bytes a task hashes before it hands the rest of its files back: about 10 ms of hashing. */
+const TASK_BYTES = 16 << 20;
 
 /**
- * Files per worker task. The SIMD hasher hashes eight files side by side, so a task needs many
- * files to keep its lanes full, and many small files amortise messaging; but big files need tasks
- * small enough that no worker is left with most of the bytes at the end. The walk does not know
- * sizes, so the batch adapts to the average file size hashed so far, aiming at about 16 MiB (10 ms
- * of hashing) per task.
+ * Files per hashing task, for the files a walking task handed back. The SIMD hasher hashes eight
+ * files side by side, so a task needs many files to keep its lanes full; big files need tasks
+ * small enough that no worker is left with most of the bytes at the end. Sizes are unknown until
+ * hashed, so the batch follows the average file size so far.
  */
 function batchSize(filesHashed: number, bytesHashed: number): number {
   if (filesHashed === 0) return 16;
-  return Math.min(256, Math.max(16, Math.round((16 << 20) / Math.max(1, bytesHashed / filesHashed))));
+  return Math.min(256, Math.max(16, Math.round(TASK_BYTES / Math.max(1, bytesHashed / filesHashed))));
 }
 
 export interface TreeHash {
@@ -39,52 +40,85 @@ export interface HashOptions {
   onProgress?: (filesHashed: number) => void;
 }
 
-async function* batches(root: Buffer, tree: TreeHash, hashed: { files: number },
-  options: HashOptions): AsyncGenerator<HashTask> {
-  const rootPath = root.toString('latin1');
-  let task: HashTask = { root: rootPath, files: [], symlinks: [] };
-  for await (const entries of walkTree(root, { ...options, onProblem: (p) => tree.problems.push(p) })) {
-    for (const { path, kind } of entries) {
-      if (kind === 'dir') tree.dirs.add(path);
-      else if (kind === 'file') task.files.push(path);
-      else if (kind === 'symlink') {
-        task.symlinks.push(path);
-        tree.symlinks.add(path);
-      }
-      else {
-        tree.unhashable.push(path);
-        tree.problems.push(`${path}: not a regular file or symlink; treated as changed`);
-      }
-      if (task.files.length + task.symlinks.length >= batchSize(hashed.files, tree.bytes)) {
-        yield task;
-        task = { root: rootPath, files: [], symlinks: [] };
-      }
-    }
-  }
-  if (task.files.length + task.symlinks.length > 0) yield task;
-}
-
-/** Hashes every file below `root` (absolute, as bytes) on the pool's threads. */
-export async function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<TreeHash> {
+/**
+ * Hashes every file below `root` (absolute, as bytes) on the pool's threads, which also walk the
+ * tree: each task lists a few directories and hashes what they hold, so the main thread only
+ * hands out directories and collects digests.
+ */
+export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<TreeHash> {
   const tree: TreeHash = { digests: new Map(), unhashable: [], dirs: new Set(), symlinks: new Set(), problems: [], bytes: 0 };
+  const rootPath = root.toString('latin1');
   const found: [BytePath, string][] = [];
-  const hashed = { files: 0 };
-  await forEachBounded(batches(root, tree, hashed, options), options.pool.threads * 8,
-    (task) => options.pool.hash(task, options.signal),
-    (result, task) => {
-      const paths = [...task.files, ...task.symlinks];
-      result.digests.forEach((digest, i) => {
-        if (digest === null) tree.unhashable.push(paths[i]!);
-        else found.push([paths[i]!, digest]);
-      });
-      for (const [i, reason] of result.errors) tree.problems.push(`${paths[i]}: cannot hash (${reason}); treated as changed`);
-      tree.bytes += result.bytes;
-      hashed.files += paths.length;
-      options.onProgress?.(found.length + tree.unhashable.length);
+  const dirs: BytePath[] = ['.'];
+  const pendingFiles: BytePath[] = [];
+  const limit = options.pool.threads * 4;
+  let filesHashed = 0;
+  let inFlight = 0;
+
+  const collect = (paths: readonly BytePath[], result: HashResult) => {
+    result.digests.forEach((digest, i) => {
+      if (digest === null) tree.unhashable.push(paths[i]!);
+      else found.push([paths[i]!, digest]);
     });
-  tree.digests = sortManifest(found);
-  tree.unhashable.sort();
-  return tree;
+    for (const [i, reason] of result.errors) tree.problems.push(`${paths[i]}: cannot hash (${reason}); treated as changed`);
+    tree.bytes += result.bytes;
+    filesHashed += paths.length;
+    options.onProgress?.(found.length + tree.unhashable.length);
+  };
+  const walked = (result: WalkHashResult) => {
+    for (const dir of result.subdirs) {
+      if (options.skip?.has(dir)) continue;
+      tree.dirs.add(dir);
+      dirs.push(dir);
+    }
+    for (const [dir, reason] of result.unreadable) tree.problems.push(`cannot read directory ${dir}: ${reason}`);
+    for (const path of result.others) {
+      tree.unhashable.push(path);
+      tree.problems.push(`${path}: not a regular file or symlink; treated as changed`);
+    }
+    for (const link of result.symlinks) tree.symlinks.add(link);
+    collect([...result.files, ...result.symlinks], result.hashed);
+    pendingFiles.push(...result.pending);
+  };
+  /** A batch of the files walking tasks handed back, once there are enough or nothing else to do. */
+  const fileTask = (): HashTask | undefined => {
+    const size = batchSize(filesHashed, tree.bytes);
+    if (pendingFiles.length === 0 || (pendingFiles.length < size && dirs.length > 0)) return undefined;
+    return { root: rootPath, files: pendingFiles.splice(-size), symlinks: [] };
+  };
+
+  return new Promise((resolve, reject) => {
+    let failed = false;
+    const fail = (error: unknown) => {
+      failed = true;
+      reject(error);
+    };
+    const pump = () => {
+      if (failed) return;
+      if (options.signal?.aborted) return fail(options.signal.reason);
+      while (inFlight < limit && (pendingFiles.length > 0 || dirs.length > 0)) {
+        inFlight++;
+        const settle = () => {
+          inFlight--;
+          pump();
+        };
+        const files = fileTask();
+        if (files) {
+          options.pool.hash(files, options.signal).then((result) => collect(files.files, result)).then(settle, fail);
+        } else {
+          // Share out the known directories among the tasks that can run at once.
+          const taken = dirs.splice(-Math.min(64, Math.ceil(dirs.length / limit)));
+          options.pool.walkHash({ root: rootPath, dirs: taken, budget: TASK_BYTES }, options.signal).then(walked).then(settle, fail);
+        }
+      }
+      if (inFlight === 0) {
+        tree.digests = sortManifest(found);
+        tree.unhashable.sort();
+        resolve(tree);
+      }
+    };
+    pump();
+  });
 }
 
 export interface HashTreeOptions {

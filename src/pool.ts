@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { HashResult, HashTask, PackTask, SetTimesResult, SetTimesTask } from '../workers/types.js';
+import type { HashResult, HashTask, PackTask, SetTimesResult, SetTimesTask, WalkHashResult, WalkHashTask } from '../workers/types.js';
 
 const WORKER = new URL('../workers/tasks.js', import.meta.url).href;
 
@@ -18,6 +18,10 @@ export class WorkerPool {
 
   hash(task: HashTask, signal?: AbortSignal): Promise<HashResult> {
     return this.#piscina.run(task, { name: 'hash', signal: signal ?? null });
+  }
+
+  walkHash(task: WalkHashTask, signal?: AbortSignal): Promise<WalkHashResult> {
+    return this.#piscina.run(task, { name: 'walkHash', signal: signal ?? null });
   }
 
   setTimes(task: SetTimesTask, signal?: AbortSignal): Promise<SetTimesResult> {
@@ -44,25 +48,4 @@ export async function withPool<T>(pool: WorkerPool | undefined, threads: number 
   } finally {
     await own.close();
   }
-}
-
-/**
- * Runs one task per item with at most `limit` in flight, so a huge tree never queues millions of
- * tasks; results are handed to `onResult` as they come. The first failure stops new submissions.
- */
-export async function forEachBounded<I, R>(items: AsyncIterable<I> | Iterable<I>, limit: number,
-  run: (item: I) => Promise<R>, onResult: (result: R, item: I) => void): Promise<void> {
-  const inFlight = new Set<Promise<void>>();
-  let failure: { error: unknown } | undefined;
-  for await (const item of items) {
-    if (failure) break;
-    const task: Promise<void> = run(item).then(
-      (result) => onResult(result, item),
-      (error: unknown) => { failure ??= { error }; },
-    ).finally(() => inFlight.delete(task));
-    inFlight.add(task);
-    if (inFlight.size >= limit) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  if (failure) throw failure.error;
 }

@@ -117,6 +117,18 @@ test('an unreadable file (hashed as an unprivileged user) is a warning; the rest
   assert.match(stderr, /hash: 1 file, .* 1 unreadable/);
 });
 
+test('an unreadable directory (walked as an unprivileged user) is a warning; the rest is hashed', async () => {
+  writeFileSync(join(dir, 'ok.c'), 'ok');
+  mkdirSync(join(dir, 'locked'));
+  writeFileSync(join(dir, 'locked', 'hidden.c'), 'hidden');
+  chmodSync(join(dir, 'locked'), 0o000);
+  chmodSync(dir, 0o755);
+  const { stdout, stderr } = await execFileAsync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups',
+    process.execPath, CLI, 'hash', dir], { cwd: '/' });
+  assert.is(stdout, `${createHash('md5').update('ok').digest('hex')}  ok.c\n`);
+  assert.match(stderr, /warning: cannot read directory locked: EACCES: permission denied/);
+});
+
 test('a unix socket and a symlink loop: reported or recorded, never a hang', async () => {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(join(dir, 'control.sock'), resolve));

@@ -16,6 +16,30 @@ export interface HashResult {
   bytes: number;
 }
 
+/**
+ * Lists `dirs` (byte paths below `root`) and hashes the files found, until `budget` bytes are
+ * hashed; the files left over come back in `pending` for other tasks.
+ */
+export interface WalkHashTask {
+  root: string;
+  dirs: string[];
+  budget: number;
+}
+
+export interface WalkHashResult {
+  subdirs: string[];
+  /** Neither file, directory nor symlink: fifos, sockets, devices. */
+  others: string[];
+  /** [dir, "CODE: message"] for each directory that could not be listed. */
+  unreadable: [string, string][];
+  /** Files found but not hashed (too few to hash alone, or the budget ran out). */
+  pending: string[];
+  /** What was hashed: the digests are in `hashed`, files first, then symlinks. */
+  files: string[];
+  symlinks: string[];
+  hashed: HashResult;
+}
+
 export interface SetTimesTask {
   root: string;
   paths: string[];
