@@ -37,11 +37,16 @@ export interface Result {
   threshold?: number;
 }
 
+/** The median of some measurements. */
+export function middle(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 export async function median(runs: number, measure: () => Promise<number>): Promise<number> {
   const values: number[] = [];
   for (let i = 0; i < runs; i++) values.push(await measure());
-  values.sort((a, b) => a - b);
-  return values[Math.floor(values.length / 2)]!;
+  return middle(values);
 }
 
 /** Wall-clock seconds of a shell command (output discarded, as a benchmark must consume it). */

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import { hashTreeWithPool } from '../src/hash.js';
 import { WorkerPool } from '../src/pool.js';
-import { benchDir, benchMain, CLI, median, timeShell, type Result } from './common.js';
+import { benchDir, benchMain, CLI, median, middle, timeShell, type Result } from './common.js';
 import { ARTIFACTS, generateTree, SOURCES } from './workload.js';
 
 /** MB/s of MD5 on one core, in this process, on data already in memory. */
@@ -27,17 +27,23 @@ export async function hashBench(quick: boolean): Promise<Result[]> {
       big: { spec: { ...ARTIFACTS, files: quick ? 100 : ARTIFACTS.files / 4 }, dir: join(work, 'big') },
     };
     const results: Result[] = [];
-    const runs = quick ? 3 : 5;
+    const runs = 5;
     for (const [name, { spec, dir }] of Object.entries(trees)) {
       const bytes = generateTree(dir, spec);
       const mb = bytes / 1e6;
       const shell = (parallel: string) => `find . -type f -print0 | xargs -0 ${parallel} md5sum > /dev/null`;
-      const time = (command: string) => median(runs, () => timeShell(command, dir));
-      await time(shell('-P2 -n 500')); // warm the page cache
-      const seed = await time(shell(''));
-      const bar = await time(shell('-P2 -n 500'));
-      const ours = await time(`node ${CLI} hash . --quiet > /dev/null`);
-      const single = await time(`node ${CLI} hash . --quiet --threads 1 > /dev/null`);
+      const commands = {
+        seed: shell(''), bar: shell('-P2 -n 500'),
+        ours: `node ${CLI} hash . --quiet > /dev/null`, single: `node ${CLI} hash . --quiet --threads 1 > /dev/null`,
+      };
+      await timeShell(commands.bar, dir); // warm the page cache
+      // Each run times every command back to back, so a slow spell of this noisy machine falls on
+      // all of them; each figure is the median of its runs.
+      const times: Record<keyof typeof commands, number[]> = { seed: [], bar: [], ours: [], single: [] };
+      for (let run = 0; run < runs; run++) {
+        for (const key of Object.keys(commands) as (keyof typeof commands)[]) times[key].push(await timeShell(commands[key], dir));
+      }
+      const { seed, bar, ours, single } = Object.fromEntries(Object.entries(times).map(([key, values]) => [key, middle(values)])) as Record<keyof typeof commands, number>;
       const label = `${name} tree (${spec.files} files, ${mb.toFixed(0)} MB)`;
       results.push(
         { bench: 'hash', figure: `${label}: ours`, value: ours, unit: 's', baseline: 'xargs -P2 md5sum', baselineValue: bar, ratio: bar / ours,
