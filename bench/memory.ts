@@ -63,7 +63,10 @@ export async function memoryBench(quick: boolean): Promise<Result[]> {
     const peaks: Record<string, number[]> = { save: [], restore: [] };
     for (const mib of sizes) {
       const { saved, restored, identical } = await roundTrip(work, s3.endpoint, s3.bucket, mib);
-      if (!identical || restored.report.outcome !== 'hit') throw new Error(`the ${mib} MiB cache did not round-trip byte for byte`);
+      if (!identical || restored.report.outcome !== 'hit') {
+        const outcomes = JSON.stringify({ saved: saved.report, restored: restored.report });
+        throw new Error(`the ${mib} MiB cache did not round-trip byte for byte: ${outcomes}`);
+      }
       for (const [direction, m] of [['save', saved], ['restore', restored]] as const) {
         const rss = m.maxRssBytes / 1e6;
         peaks[direction]!.push(rss);

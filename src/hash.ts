@@ -78,7 +78,8 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
     }
     for (const link of result.symlinks) tree.symlinks.add(link);
     collect([...result.files, ...result.symlinks], result.hashed);
-    pendingFiles.push(...result.pending);
+    // One by one: a directory of a million files would overflow a spread's arguments.
+    for (const path of result.pending) pendingFiles.push(path);
   };
   /** A batch of the files walking tasks handed back, once there are enough or nothing else to do. */
   const fileTask = (): HashTask | undefined => {

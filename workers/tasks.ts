@@ -51,7 +51,7 @@ function errnoReason(errno: number): string {
 
 function hashFilesNative(hasher: NativeHasher, task: HashTask, result: HashResult): void {
   const [digests, errors, bytes] = hasher.hashFiles(Buffer.from(`${task.root}/`, 'latin1'), task.files);
-  result.digests.push(...digests);
+  for (const digest of digests) result.digests.push(digest);
   for (const [index, errno] of errors) result.errors.push([index, errnoReason(errno)]);
   result.bytes += bytes;
 }
@@ -121,7 +121,7 @@ export function walkHash(task: WalkHashTask): WalkHashResult {
   while (found.length >= WALK_MIN_FILES && at < found.length && result.hashed.bytes < task.budget) {
     const part = hash({ root: task.root, files: found.slice(at, at + WALK_BATCH), symlinks: [] });
     for (const [index, why] of part.errors) result.hashed.errors.push([at + index, why]);
-    result.hashed.digests.push(...part.digests);
+    for (const digest of part.digests) result.hashed.digests.push(digest);
     result.hashed.bytes += part.bytes;
     at += WALK_BATCH;
   }
@@ -129,7 +129,7 @@ export function walkHash(task: WalkHashTask): WalkHashResult {
   result.pending = found.slice(at);
   const links = hash({ root: task.root, files: [], symlinks: result.symlinks });
   for (const [index, why] of links.errors) result.hashed.errors.push([result.files.length + index, why]);
-  result.hashed.digests.push(...links.digests);
+  for (const digest of links.digests) result.hashed.digests.push(digest);
   return result;
 }
 

@@ -59,13 +59,14 @@ export interface RestorePlan {
 export function planRestore(tree: SourceTree, cached: Manifest, entries: readonly ArtifactEntry[],
   changedTime: number): RestorePlan {
   const diff = diffManifests(tree.digests, cached);
-  diff.changed.push(...tree.unhashable);
+  // No spreads into push: a tree of millions of entries would overflow the arguments.
+  for (const path of tree.unhashable) diff.changed.push(path);
   diff.changed.sort();
   const { restore, skipped } = selectArtifacts(tree, cached, entries);
   const times: TimeAssignment[] = [];
   for (const path of diff.unchanged) times.push({ path, mtime: STORE_MTIME });
   for (const path of [...diff.changed, ...diff.added]) times.push({ path, mtime: changedTime });
-  times.push(...rankArtifactTimes(restore.filter((entry) => entry.kind !== 'dir')));
+  for (const time of rankArtifactTimes(restore.filter((entry) => entry.kind !== 'dir'))) times.push(time);
   return { diff, restore, skipped, times };
 }
 

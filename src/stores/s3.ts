@@ -5,6 +5,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Credentials } from '../core/credentials.js';
 import { ArchiveError, describeError, StoreError } from '../errors.js';
 import type { Store, StoredObject } from './store.js';
@@ -34,6 +35,33 @@ export interface S3Settings {
 export const S3_DEFAULTS = {
   region: 'us-east-1', partSize: 8 << 20, queueSize: 4, connectTimeout: 2000, socketTimeout: 10_000, maxAttempts: 3,
 } as const;
+
+/**
+ * Completing a multipart upload, the server assembles the object before it answers: S3 says this
+ * can take minutes (it sends blank lines meanwhile), s3rver copies every part and stays silent. The
+ * socket timeout would cut that short, the SDK retry the completion, and the upload fail although
+ * the object appears; so completion alone may stay silent this long.
+ */
+const COMPLETION_TIMEOUT = 5 * 60_000;
+
+class PatientCompletionHandler extends NodeHttpHandler {
+  readonly #completion: NodeHttpHandler;
+
+  constructor(options: { connectionTimeout: number; socketTimeout: number }) {
+    super(options);
+    this.#completion = new NodeHttpHandler({ ...options, socketTimeout: Math.max(COMPLETION_TIMEOUT, options.socketTimeout) });
+  }
+
+  override handle(...[request, options]: Parameters<NodeHttpHandler['handle']>) {
+    const completing = request.method === 'POST' && request.query?.uploadId !== undefined;
+    return completing ? this.#completion.handle(request, options) : super.handle(request, options);
+  }
+
+  override destroy(): void {
+    this.#completion.destroy();
+    super.destroy();
+  }
+}
 
 /**
  * Each upload gets a random nonce, stored in the archive's metadata; once the upload is complete its
@@ -126,7 +154,7 @@ export class S3Store implements Store {
       // servers store as data: checksum only where the API requires it.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { connectionTimeout: this.#settings.connectTimeout, socketTimeout: this.#settings.socketTimeout },
+      requestHandler: new PatientCompletionHandler({ connectionTimeout: this.#settings.connectTimeout, socketTimeout: this.#settings.socketTimeout }),
     });
   }
 

@@ -27,6 +27,14 @@ test('artifacts sit strictly between unchanged and changed sources and keep thei
   assert.ok(STORE_MTIME < t['obj/a.o']! && t['obj/a.o']! < t['obj/c.o']! && t['obj/c.o']! < t['obj/prog']! && t['obj/prog']! < NOW);
 });
 
+test('a cache of hundreds of thousands of artifacts plans without overflowing the stack', () => {
+  const entries = Array.from({ length: 300_000 }, (_, i) => file(`obj/f${i}.o`, 4000 + (i % 7)));
+  const unhashable = Array.from({ length: 300_000 }, (_, i) => `src/u${i}.c`);
+  const plan = planRestore(tree({}, ['obj'], unhashable), new Map(), entries, NOW);
+  assert.is(plan.times.length, 600_000);
+  assert.is(plan.diff.changed.length, 300_000);
+});
+
 test('unhashable sources count as changed', () => {
   const plan = planRestore(tree({ 'a.c': A }, [], ['fifo']), new Map([['a.c', A], ['fifo', A]]), [], NOW);
   assert.equal(plan.diff.changed, ['fifo']);
