@@ -27,7 +27,7 @@ export async function hashBench(quick: boolean): Promise<Result[]> {
       big: { spec: { ...ARTIFACTS, files: quick ? 100 : ARTIFACTS.files / 4 }, dir: join(work, 'big') },
     };
     const results: Result[] = [];
-    const runs = 5;
+    const runs = 7;
     for (const [name, { spec, dir }] of Object.entries(trees)) {
       const bytes = generateTree(dir, spec);
       const mb = bytes / 1e6;

@@ -81,7 +81,7 @@ export async function roundTripBench(quick: boolean): Promise<Result[]> {
   const trees: Tree[] = [
     { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 200 : 2000 }, seed: false, targets: { shell: 1.0 } },
     // The seed's xz needs minutes per 100 MB: it runs on a smaller artifact tree.
-    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 30 : 150, seed: 3 }, seed: true, targets: { shell: 1.0, seed: 10 } },
+    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 45 : 150, seed: 3 }, seed: true, targets: { shell: 1.0, seed: 10 } },
     { name: 'small files', spec: { ...SOURCES, files: quick ? 10_000 : 50_000 }, seed: false, targets: { shell: 0.5 } },
   ];
   try {

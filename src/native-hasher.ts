@@ -4,8 +4,11 @@ import { createRequire } from 'node:module';
 export interface NativeHasher {
   /** Whether the CPU has AVX2; without it the addon is not used. */
   simd: boolean;
-  /** `prefix` is the root with a trailing slash, `paths` byte paths: digests, [index, errno] pairs, bytes read. */
-  hashFiles(prefix: Buffer, paths: string[]): [(string | null)[], [number, number][], number];
+  /**
+   * `prefix` is the root with a trailing slash, `paths` byte paths joined by NUL: 32 hex digits per
+   * path, [index, errno] for each that failed, bytes read.
+   */
+  hashFiles(prefix: Buffer, paths: string): [string, [number, number][], number];
 }
 
 export type HasherName = 'simd' | 'crypto';

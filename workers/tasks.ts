@@ -50,9 +50,13 @@ function errnoReason(errno: number): string {
 }
 
 function hashFilesNative(hasher: NativeHasher, task: HashTask, result: HashResult): void {
-  const [digests, errors, bytes] = hasher.hashFiles(Buffer.from(`${task.root}/`, 'latin1'), task.files);
-  for (const digest of digests) result.digests.push(digest);
-  for (const [index, errno] of errors) result.errors.push([index, errnoReason(errno)]);
+  const [digests, errors, bytes] = hasher.hashFiles(Buffer.from(`${task.root}/`, 'latin1'), task.files.join('\0'));
+  const start = result.digests.length;
+  for (let i = 0; i < task.files.length; i++) result.digests.push(digests.slice(32 * i, 32 * i + 32));
+  for (const [index, errno] of errors) {
+    result.digests[start + index] = null;
+    result.errors.push([start + index, errnoReason(errno)]);
+  }
   result.bytes += bytes;
 }
 

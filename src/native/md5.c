@@ -128,7 +128,7 @@ typedef struct {
 
 typedef struct {
   napi_env env;
-  napi_value digests;  // array: hex digest or null per file
+  char *hex;           // 32 hex digits per file, in order (left as zeros for files with an error)
   napi_value errors;   // array of [index, errno]
   uint32_t error_count;
   double bytes;
@@ -154,9 +154,7 @@ static void report_digest(Output *out, uint32_t index, const uint32_t st[4]) {
       text[8 * word + 2 * byte + 1] = hex[x & 15];
     }
   }
-  napi_value value;
-  napi_create_string_latin1(out->env, text, 32, &value);
-  napi_set_element(out->env, out->digests, index, value);
+  memcpy(out->hex + 32 * (size_t)index, text, 32);
 }
 
 /**
@@ -196,19 +194,19 @@ static int fill(Lane *lane) {
 
 /** Opens files in order until one opens, or the batch runs out; returns 1 when the lane got one. */
 static int start_next(Lane *lane, uint32_t st[4][LANES], int j, const char *prefix, size_t prefix_length,
-    napi_value paths, uint32_t count, uint32_t *next, Output *out) {
+    const char **names, uint32_t count, uint32_t *next, Output *out) {
   char path[PATH_MAX_BYTES];
   while (*next < count) {
     uint32_t index = (*next)++;
-    napi_value item;
-    size_t length = 0;
-    napi_get_element(out->env, paths, index, &item);
-    if (napi_get_value_string_latin1(out->env, item, path + prefix_length, sizeof path - prefix_length, &length) != napi_ok
-        || prefix_length + length >= sizeof path - 1) {
+    const char *name = *names;
+    size_t length = strlen(name);
+    *names += length + 1;
+    if (prefix_length + length >= sizeof path - 1) {
       report_error(out, index, ENAMETOOLONG);
       continue;
     }
     memcpy(path, prefix, prefix_length);
+    memcpy(path + prefix_length, name, length);
     path[prefix_length + length] = 0;
     // O_NONBLOCK: a fifo that slipped in fails to read instead of hanging the thread.
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -264,27 +262,40 @@ static void finish_scalar(Lane *lane, uint32_t st[4][LANES], int j, Output *out)
 }
 
 /**
- * hashFiles(prefix: Buffer, paths: string[]) → [digests: (string | null)[], errors: [index, errno][], bytes]
- * `prefix` is the root with a trailing slash, `paths` are byte paths as latin1 strings.
+ * hashFiles(prefix: Buffer, paths: string) → [digests: string, errors: [index, errno][], bytes]
+ * `prefix` is the root with a trailing slash; `paths` are byte paths as one latin1 string, NUL
+ * between them (file names have none); `digests` has 32 hex digits per path. One string each way: per-file N-API
+ * calls cost about as much as hashing a small file.
  */
 static napi_value hash_files(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *prefix_data = NULL;
-  size_t prefix_length = 0;
+  size_t prefix_length = 0, paths_length = 0;
   uint32_t count = 0;
   if (argc < 2 || napi_get_buffer_info(env, argv[0], &prefix_data, &prefix_length) != napi_ok
-      || napi_get_array_length(env, argv[1], &count) != napi_ok || prefix_length >= PATH_MAX_BYTES / 2) {
-    napi_throw_type_error(env, NULL, "hashFiles(prefix: Buffer, paths: string[])");
+      || napi_get_value_string_latin1(env, argv[1], NULL, 0, &paths_length) != napi_ok || prefix_length >= PATH_MAX_BYTES / 2) {
+    napi_throw_type_error(env, NULL, "hashFiles(prefix: Buffer, paths: string)");
     return NULL;
   }
-  Output out = { env, NULL, NULL, 0, 0 };
-  napi_create_array_with_length(env, count, &out.digests);
+  char *paths = malloc(paths_length + 1);
+  if (!paths) {
+    napi_throw_error(env, "ENOMEM", "out of memory for the hashing buffers");
+    return NULL;
+  }
+  napi_get_value_string_latin1(env, argv[1], paths, paths_length + 1, &paths_length);
+  if (paths_length > 0) count = 1;
+  for (size_t i = 0; i < paths_length; i++) count += paths[i] == 0;
+  const char *names = paths;
+  char *hex = calloc((size_t)count * 32 + 1, 1);
+  if (!hex) {
+    free(paths);
+    napi_throw_error(env, "ENOMEM", "out of memory for the hashing buffers");
+    return NULL;
+  }
+  Output out = { env, hex, NULL, 0, 0 };
   napi_create_array(env, &out.errors);
-  napi_value null_value;
-  napi_get_null(env, &null_value);
-  for (uint32_t i = 0; i < count; i++) napi_set_element(env, out.digests, i, null_value);
 
   // The lanes' buffers live as long as the thread's environment: a batch is too short to pay for
   // mapping and faulting in a quarter megabyte.
@@ -293,6 +304,8 @@ static napi_value hash_files(napi_env env, napi_callback_info info) {
     lanes = malloc(sizeof(Lane) * LANES);
     if (!lanes || napi_set_instance_data(env, lanes, free_lanes, NULL) != napi_ok) {
       free(lanes);
+      free(paths);
+      free(hex);
       napi_throw_error(env, "ENOMEM", "out of memory for the hashing buffers");
       return NULL;
     }
@@ -304,7 +317,7 @@ static napi_value hash_files(napi_env env, napi_callback_info info) {
   for (;;) {
     int busy = 0;
     for (int j = 0; j < LANES; j++) {
-      if (!active[j]) active[j] = start_next(&lanes[j], st, j, prefix_data, prefix_length, argv[1], count, &next, &out);
+      if (!active[j]) active[j] = start_next(&lanes[j], st, j, prefix_data, prefix_length, &names, count, &next, &out);
       busy += active[j];
     }
     if (busy == 0) break;
@@ -345,10 +358,13 @@ static napi_value hash_files(napi_env env, napi_callback_info info) {
       active[j] = 0;
     }
   }
-  napi_value result, bytes;
+  napi_value result, bytes, digests;
+  napi_create_string_latin1(env, hex, (size_t)count * 32, &digests);
+  free(paths);
+  free(hex);
   napi_create_array_with_length(env, 3, &result);
   napi_create_double(env, out.bytes, &bytes);
-  napi_set_element(env, result, 0, out.digests);
+  napi_set_element(env, result, 0, digests);
   napi_set_element(env, result, 1, out.errors);
   napi_set_element(env, result, 2, bytes);
   return result;
