@@ -52,7 +52,7 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
   const dirs: BytePath[] = ['.'];
   const pendingFiles: BytePath[] = [];
   const limit = options.pool.threads * 4;
-  let filesHashed = 0;
+  const filesHashed = () => found.length + tree.unhashable.length;
   let inFlight = 0;
 
   const collect = (paths: readonly BytePath[], result: HashResult) => {
@@ -62,8 +62,7 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
     });
     for (const [i, reason] of result.errors) tree.problems.push(`${paths[i]}: cannot hash (${reason}); treated as changed`);
     tree.bytes += result.bytes;
-    filesHashed += paths.length;
-    options.onProgress?.(found.length + tree.unhashable.length);
+    options.onProgress?.(filesHashed());
   };
   const walked = (result: WalkHashResult) => {
     for (const dir of result.subdirs) {
@@ -83,7 +82,7 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
   };
   /** A batch of the files walking tasks handed back, once there are enough or nothing else to do. */
   const fileTask = (): HashTask | undefined => {
-    const size = batchSize(filesHashed, tree.bytes);
+    const size = batchSize(filesHashed(), tree.bytes);
     if (pendingFiles.length === 0 || (pendingFiles.length < size && dirs.length > 0)) return undefined;
     return { root: rootPath, files: pendingFiles.splice(-size), symlinks: [] };
   };

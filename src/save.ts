@@ -93,8 +93,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         return report;
       }
       const created = new Date(started);
-      store = await openStore(config.store, config.s3);
-      const target = store;
+      const opened = store = await openStore(config.store, config.s3);
       report.archiveBytes = await withPool(undefined, 1, async (pool) => {
         const body = packArchive({
           root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
@@ -107,7 +106,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
             return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
           },
         });
-        return (await target.put(key, body, config.signal)).bytes;
+        return (await opened.put(key, body, config.signal)).bytes;
       });
       report.outcome = 'saved';
     }

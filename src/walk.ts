@@ -25,6 +25,20 @@ export function absolutePath(root: Buffer, path: BytePath): Buffer {
 }
 
 /**
+ * The entries of one directory (a byte path below `root`), in the order the file system lists
+ * them; throws what readdir throws.
+ */
+export function listDirectory(root: Buffer, dir: BytePath): WalkEntry[] {
+  // Synchronous on purpose: an async readdir's round trip through libuv's thread pool costs more
+  // than the call itself, and trees of many small directories are walked 3-5× faster. Names
+  // decoded as latin1 are byte paths already, without a Buffer per name.
+  return readdirSync(absolutePath(root, dir), { withFileTypes: true, encoding: 'latin1' }).map((dirent) => ({
+    path: joinBytePath(dir, dirent.name),
+    kind: dirent.isFile() ? 'file' : dirent.isDirectory() ? 'dir' : dirent.isSymbolicLink() ? 'symlink' : 'other',
+  }));
+}
+
+/**
  * Walks a tree depth-first, yielding each directory's entries in the order the file system lists
  * them (callers sort what they keep). Symlinks are reported, never followed. `root` is the
  * absolute path as bytes.
@@ -34,20 +48,13 @@ export async function* walkTree(root: Buffer, options: WalkOptions = {}): AsyncG
   while (pending.length > 0) {
     options.signal?.throwIfAborted();
     const dir = pending.pop()!;
-    let dirents;
+    let entries;
     try {
-      // Synchronous on purpose: an async readdir's round trip through libuv's thread pool costs
-      // more than the call itself, and trees of many small directories are walked 3-5× faster.
-      // Names decoded as latin1 are byte paths already, without a Buffer per name.
-      dirents = readdirSync(absolutePath(root, dir), { withFileTypes: true, encoding: 'latin1' });
+      entries = listDirectory(root, dir);
     } catch (error) {
       options.onProblem?.(`cannot read directory ${dir}: ${describeError(error)}`);
       continue;
     }
-    const entries: WalkEntry[] = dirents.map((dirent) => ({
-      path: joinBytePath(dir, dirent.name),
-      kind: dirent.isFile() ? 'file' : dirent.isDirectory() ? 'dir' : dirent.isSymbolicLink() ? 'symlink' : 'other',
-    }));
     const kept = options.skip ? entries.filter((entry) => entry.kind !== 'dir' || !options.skip!.has(entry.path)) : entries;
     for (const entry of kept) if (entry.kind === 'dir') pending.push(entry.path);
     yield kept;

@@ -1,9 +1,11 @@
 import { createHash, hash as md5Once } from 'node:crypto';
-import { closeSync, lstatSync, lutimesSync, openSync, readdirSync, readlinkSync, readSync, constants, type Stats } from 'node:fs';
+import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, constants, type Stats } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
 import type { HeaderData } from 'tar';
 import { textFromBytePath } from '../src/core/paths.js';
+import { describeError } from '../src/errors.js';
+import { listDirectory } from '../src/walk.js';
 import type {
   HashResult, HashTask, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, WalkHashResult, WalkHashTask,
 } from './types.js';
@@ -17,11 +19,6 @@ const buffer = Buffer.allocUnsafe(CHUNK);
 
 function absolute(root: string, path: string): Buffer {
   return Buffer.from(`${root}/${path}`, 'latin1');
-}
-
-function reason(error: unknown): string {
-  const e = error as NodeJS.ErrnoException;
-  return e.code && !e.message.startsWith(e.code) ? `${e.code}: ${e.message}` : e.message ?? String(error);
 }
 
 function md5OfFile(path: Buffer): { digest: string; bytes: number } {
@@ -67,7 +64,7 @@ function hashFilesCrypto(task: HashTask, result: HashResult): void {
       result.digests.push(digest);
       result.bytes += bytes;
     } catch (error) {
-      result.errors.push([result.digests.length, reason(error)]);
+      result.errors.push([result.digests.length, describeError(error)]);
       result.digests.push(null);
     }
   }
@@ -83,7 +80,7 @@ export function hash(task: HashTask): HashResult {
       const target = readlinkSync(absolute(task.root, path), { encoding: 'buffer' });
       result.digests.push(createHash('md5').update(target).digest('hex'));
     } catch (error) {
-      result.errors.push([result.digests.length, reason(error)]);
+      result.errors.push([result.digests.length, describeError(error)]);
       result.digests.push(null);
     }
   }
@@ -104,21 +101,13 @@ export function walkHash(task: WalkHashTask): WalkHashResult {
   const result: WalkHashResult = {
     subdirs: [], others: [], unreadable: [], pending: [], files: [], symlinks: [], hashed: { digests: [], errors: [], bytes: 0 },
   };
+  const root = Buffer.from(task.root, 'latin1');
+  const listsOf = { file: found, dir: result.subdirs, symlink: result.symlinks, other: result.others };
   for (const dir of task.dirs) {
-    let dirents;
     try {
-      dirents = readdirSync(Buffer.from(dir === '.' ? task.root : `${task.root}/${dir}`, 'latin1'), { withFileTypes: true, encoding: 'latin1' });
+      for (const { path, kind } of listDirectory(root, dir)) listsOf[kind].push(path);
     } catch (error) {
-      result.unreadable.push([dir, reason(error)]);
-      continue;
-    }
-    const prefix = dir === '.' ? '' : `${dir}/`;
-    for (const dirent of dirents) {
-      const path = prefix + dirent.name;
-      if (dirent.isFile()) found.push(path);
-      else if (dirent.isDirectory()) result.subdirs.push(path);
-      else if (dirent.isSymbolicLink()) result.symlinks.push(path);
-      else result.others.push(path);
+      result.unreadable.push([dir, describeError(error)]);
     }
   }
   let at = 0;
@@ -145,7 +134,7 @@ export function setTimes(task: SetTimesTask): SetTimesResult {
     try {
       lutimesSync(absolute(task.root, path), mtime, mtime);
     } catch (error) {
-      errors.push([index, reason(error)]);
+      errors.push([index, describeError(error)]);
     }
   });
   return { errors };
