@@ -25,17 +25,18 @@ export function absolutePath(root: Buffer, path: BytePath): Buffer {
 }
 
 /**
- * The entries of one directory (a byte path below `root`), in the order the file system lists
- * them; throws what readdir throws.
+ * Hands each entry of one directory (a byte path below `root`) to `onEntry`, in the order the file
+ * system lists them, without an object per entry (the hashing threads list every directory of the
+ * tree); throws what readdir throws.
  */
-export function listDirectory(root: Buffer, dir: BytePath): WalkEntry[] {
+export function listDirectory(root: Buffer, dir: BytePath, onEntry: (path: BytePath, kind: EntryKind) => void): void {
   // Synchronous on purpose: an async readdir's round trip through libuv's thread pool costs more
   // than the call itself, and trees of many small directories are walked 3-5× faster. Names
   // decoded as latin1 are byte paths already, without a Buffer per name.
-  return readdirSync(absolutePath(root, dir), { withFileTypes: true, encoding: 'latin1' }).map((dirent) => ({
-    path: joinBytePath(dir, dirent.name),
-    kind: dirent.isFile() ? 'file' : dirent.isDirectory() ? 'dir' : dirent.isSymbolicLink() ? 'symlink' : 'other',
-  }));
+  for (const dirent of readdirSync(absolutePath(root, dir), { withFileTypes: true, encoding: 'latin1' })) {
+    onEntry(joinBytePath(dir, dirent.name),
+      dirent.isFile() ? 'file' : dirent.isDirectory() ? 'dir' : dirent.isSymbolicLink() ? 'symlink' : 'other');
+  }
 }
 
 /**
@@ -48,9 +49,9 @@ export async function* walkTree(root: Buffer, options: WalkOptions = {}): AsyncG
   while (pending.length > 0) {
     options.signal?.throwIfAborted();
     const dir = pending.pop()!;
-    let entries;
+    const entries: WalkEntry[] = [];
     try {
-      entries = listDirectory(root, dir);
+      listDirectory(root, dir, (path, kind) => entries.push({ path, kind }));
     } catch (error) {
       options.onProblem?.(`cannot read directory ${dir}: ${describeError(error)}`);
       continue;

@@ -105,7 +105,7 @@ export function walkHash(task: WalkHashTask): WalkHashResult {
   const listsOf = { file: found, dir: result.subdirs, symlink: result.symlinks, other: result.others };
   for (const dir of task.dirs) {
     try {
-      for (const { path, kind } of listDirectory(root, dir)) listsOf[kind].push(path);
+      listDirectory(root, dir, (path, kind) => listsOf[kind].push(path));
     } catch (error) {
       result.unreadable.push([dir, describeError(error)]);
     }
