@@ -1,24 +1,19 @@
-import { chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { MessageChannel } from 'node:worker_threads';
-import { Header, Parser, type ReadEntry } from 'tar';
+import { Header } from 'tar';
 import { compressor, decompressed } from './codec.js';
-import { DEFAULT_LIMITS, type Compression, type ExtractLimits } from './core/config.js';
-import { parseMeta, type ArchiveMeta } from './core/meta.js';
-import type { ArtifactEntry, ArtifactKind } from './core/plan.js';
-import {
-  ancestorsOf, bytePathFromText, isWithin, normalizeRelative, parentOf, resolveLinkTarget, type BytePath,
-} from './core/paths.js';
-import { ArchiveError, describeError, NbcError } from './errors.js';
+import type { Compression } from './core/config.js';
+import { MANIFEST_FILE, META_FILE, parseMeta, type ArchiveMeta } from './core/meta.js';
+import type { ArtifactEntry } from './core/plan.js';
+import type { BytePath } from './core/paths.js';
+import { ArchiveError, NbcError } from './errors.js';
 import type { WorkerPool } from './pool.js';
-import type { PackCounts, PackMessage } from '../workers/types.js';
+import type { UnpackOptions, Unpacked } from './unpack.js';
+import type { PackCounts, PackMessage, UnpackMessage } from '../workers/types.js';
 
-/** The archive's own files, stored last, under a directory no cache dir may use. */
-export const META_DIR = '.cache-meta';
-export const MANIFEST_FILE = `${META_DIR}/MD5SUMS`;
-export const META_FILE = `${META_DIR}/meta.json`;
+export { MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.js';
 
 export type { PackCounts };
 
@@ -100,240 +95,81 @@ export function packArchive(input: PackInput): Readable {
   return compress ? pipeline(stream, compress, () => {}) as unknown as Readable : stream;
 }
 
-export interface ExtractOptions {
-  /** An empty directory to unpack into, on the tree's file system. */
-  staging: string;
-  cacheDirs: readonly string[];
-  limits?: ExtractLimits;
-  /** Symlinks of the source tree (text paths): no archive symlink may lead through them. */
-  treeSymlinks?: ReadonlySet<string>;
+export interface ExtractOptions extends UnpackOptions {
+  /** Where the unpacking runs (one of its threads, for the whole archive). */
+  pool: WorkerPool;
   signal?: AbortSignal;
 }
 
-export interface ExtractedArchive {
-  /** Everything below the cache dirs, with the kinds and times the archive recorded. */
-  entries: ArtifactEntry[];
+export interface ExtractedArchive extends Unpacked {
   manifest: Buffer;
   meta: ArchiveMeta;
-  /** Bytes of file content unpacked. */
-  bytes: number;
-  /** Things done to make the archive safe that the user should hear of. */
-  warnings: string[];
 }
 
-const KINDS: Partial<Record<string, ArtifactKind>> = {
-  File: 'file', OldFile: 'file', ContiguousFile: 'file', Link: 'file', Directory: 'dir', SymbolicLink: 'symlink',
-};
+// Decompressed bytes go to the unpacking thread in 1 MiB chunks, at most 8 unconsumed.
+const UNPACK_CHUNK = 1 << 20;
+const UNPACK_IN_FLIGHT = 8;
 
-/** Checks each entry before anything is written; the first problem rejects the whole archive. */
-class EntryChecker {
-  readonly entries: ArtifactEntry[] = [];
-  /** Entries whose setuid, setgid or sticky bits were dropped. */
-  readonly droppedBits: string[] = [];
-  problem: ArchiveError | undefined;
-  bytes = 0;
-  readonly #seen = new Map<string, ArtifactKind>();
-  /** Symlink path → target, for the archive's links. */
-  readonly #links = new Map<string, string>();
-  readonly #options: ExtractOptions;
-  readonly #limits: ExtractLimits;
-
-  constructor(options: ExtractOptions) {
-    this.#options = options;
-    this.#limits = options.limits ?? DEFAULT_LIMITS;
-  }
-
-  admit(entry: ReadEntry): boolean {
-    if (this.problem) return false;
-    const reason = this.#check(entry);
-    if (reason === undefined) return true;
-    this.problem = new ArchiveError(reason, entry.path);
-    return false;
-  }
-
-  /**
-   * Checks what needs the whole archive: a symlink's target may not pass through another symlink
-   * (of the archive or the tree) on its way, or its lexical check above would not hold. A link to a
-   * link (libfoo.so → libfoo.so.1) is fine: each one was checked itself.
-   */
-  finish(): void {
-    if (this.problem) return;
-    const isLink = (path: string) => this.#links.has(path) || (this.#options.treeSymlinks?.has(path) ?? false);
-    for (const [path, target] of this.#links) {
-      const through = traversedBy(path, target).find(isLink);
-      if (through !== undefined) {
-        this.problem = new ArchiveError(`symlink to ${target} leads through the symlink ${through}`, path);
-        return;
+/** The source's chunks, copied into transferable buffers of `size` bytes (the last one shorter). */
+async function* rechunked(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let chunk = Buffer.allocUnsafeSlow(size);
+  let used = 0;
+  for await (const data of source) {
+    for (let at = 0; at < data.length;) {
+      const n = data.copy(chunk, used, at);
+      used += n;
+      at += n;
+      if (used === size) {
+        yield chunk;
+        chunk = Buffer.allocUnsafeSlow(size);
+        used = 0;
       }
     }
   }
-
-  #allowed(path: string): boolean {
-    if (path === META_DIR || path === MANIFEST_FILE || path === META_FILE) return true;
-    return !isWithin(path, META_DIR) && this.#options.cacheDirs.some((dir) => isWithin(path, dir));
-  }
-
-  #check(entry: ReadEntry): string | undefined {
-    const kind = KINDS[entry.type];
-    if (kind === undefined) return `entries of type ${entry.type} are not allowed`;
-    const path = normalizeRelative(entry.path);
-    if (path === undefined) return 'absolute path or ".." in the path';
-    if (path === '.' || !this.#allowed(path)) return 'outside the cache dirs';
-    if (ancestorsOf(path).some((dir) => this.#links.has(dir) || (this.#seen.has(dir) && this.#seen.get(dir) !== 'dir'))) {
-      return 'inside a path that the archive made a symlink or a file';
-    }
-    const before = this.#seen.get(path);
-    if (before !== undefined && !(before === 'dir' && kind === 'dir')) return 'appears twice in the archive';
-    if (this.#seen.size >= this.#limits.maxEntries) return `more than ${this.#limits.maxEntries} entries (see --max-entries)`;
-    this.bytes += entry.size ?? 0;
-    if (this.bytes > this.#limits.maxBytes) return `unpacks to more than ${this.#limits.maxBytes} bytes (see --max-unpacked)`;
-    if (entry.type === 'SymbolicLink' && resolveLinkTarget(path, entry.linkpath ?? '') === undefined) {
-      return `symlink to ${entry.linkpath} points outside the tree`;
-    }
-    if (entry.type === 'Link') {
-      const target = normalizeRelative(entry.linkpath ?? '');
-      if (target === undefined || this.#seen.get(target) !== 'file' || isWithin(target, META_DIR)) {
-        return `hard link to ${entry.linkpath}, which is not a file earlier in the archive`;
-      }
-    }
-    this.#seen.set(path, kind);
-    if (kind === 'symlink') this.#links.set(path, entry.linkpath ?? '');
-    // Permissions beyond rwx (setuid, setgid, sticky) are never restored.
-    const mode = entry.mode ?? 0o644;
-    if (mode & 0o7000 && kind !== 'symlink') this.droppedBits.push(path);
-    entry.mode = mode & 0o777;
-    if (!isWithin(path, META_DIR)) {
-      this.entries.push({
-        path: bytePathFromText(path), kind, mtime: Math.floor((entry.mtime?.getTime() ?? 0) / 1000), size: entry.size ?? 0,
-      });
-    }
-    return undefined;
-  }
-}
-
-/** The directories a symlink's target walks through (every step but the last), tree-relative. */
-function traversedBy(linkPath: string, target: string): string[] {
-  const parts = linkPath.split('/').slice(0, -1);
-  const steps = target.split('/').filter((part) => part !== '' && part !== '.');
-  const traversed: string[] = [];
-  steps.forEach((step, index) => {
-    if (step === '..') parts.pop();
-    else {
-      parts.push(step);
-      if (index < steps.length - 1) traversed.push(parts.join('/'));
-    }
-  });
-  return traversed;
+  if (used > 0) yield chunk.subarray(0, used);
 }
 
 /**
- * Writes admitted entries into staging. node-tar parses; this writes, remembering the directories
- * it made: node-tar 7's unpacker creates every parent of every file again from the top (about ten
- * failing mkdir calls per file), which made unpacking small files several times slower than GNU tar.
- * Staging is private and every entry was checked, so plain exclusive, no-follow writes suffice.
- */
-class StagingWriter {
-  readonly #root: string;
-  readonly #dirs = new Set<string>(['.']);
-  #open: number | undefined;
-
-  constructor(root: string) {
-    this.#root = root;
-  }
-
-  #dir(path: string): void {
-    if (this.#dirs.has(path)) return;
-    this.#dir(parentOf(path));
-    try {
-      mkdirSync(join(this.#root, path), 0o755);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    this.#dirs.add(path);
-  }
-
-  write(entry: ReadEntry): void {
-    const path = normalizeRelative(entry.path)!;
-    const target = join(this.#root, path);
-    this.#dir(parentOf(path));
-    switch (entry.type) {
-      case 'Directory':
-        this.#dir(path);
-        chmodSync(target, (entry.mode ?? 0o755) | 0o700);
-        break;
-      case 'SymbolicLink':
-        symlinkSync(entry.linkpath!, target);
-        break;
-      case 'Link':
-        linkSync(join(this.#root, normalizeRelative(entry.linkpath!)!), target);
-        break;
-      default: {
-        const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, entry.mode ?? 0o644);
-        this.#open = fd;
-        entry.on('data', (chunk: Buffer) => writeSync(fd, chunk));
-        entry.on('end', () => {
-          this.#open = undefined;
-          closeSync(fd);
-        });
-        return;
-      }
-    }
-    entry.resume();
-  }
-
-  /** Closes a file left open by a failure half-way through an entry. */
-  close(): void {
-    if (this.#open !== undefined) closeSync(this.#open);
-    this.#open = undefined;
-  }
-}
-
-/**
- * Unpacks an archive into `staging`, checking every entry first: only the cache dirs and the meta
- * files, no absolute paths or "..", no links out of the tree, through links or in chains, no devices
- * or fifos, within the size and count limits. Throws ArchiveError on the first problem; the caller
- * discards the staging dir.
+ * Unpacks an archive into `staging` (see Unpacker for the checks) while it downloads: this thread
+ * decompresses, a pool thread parses, checks and writes. Throws ArchiveError on the first problem;
+ * the caller discards the staging dir.
  */
 export async function extractArchive(source: AsyncIterable<Buffer>, options: ExtractOptions): Promise<ExtractedArchive> {
-  const checker = new EntryChecker(options);
-  const writer = new StagingWriter(options.staging);
-  let failure: unknown;
-  const parser = new Parser({ strict: true, filter: (_path, entry) => checker.admit(entry as ReadEntry) });
-  parser.on('entry', (entry: ReadEntry) => writer.write(entry));
-  parser.on('error', (error: unknown) => { failure ??= error; });
-  const fail = (error: unknown): never => {
-    if (error instanceof ArchiveError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code && !code.startsWith('TAR_')) {
-      throw new NbcError('NBC_STAGING', `cannot unpack into the staging dir (${describeError(error)})`, { cause: error });
-    }
-    throw new ArchiveError(`damaged archive (${(error as Error).message})`, undefined, { cause: error });
-  };
-  const write = (chunk?: Buffer) => {
-    try {
-      if (chunk) parser.write(chunk);
-      else parser.end();
-    } catch (error) {
-      fail(error);
-    }
-    if (checker.problem) throw checker.problem;
-    if (failure) fail(failure);
+  const { pool, signal, ...unpackOptions } = options;
+  const channel = new MessageChannel();
+  // [messages posted, messages consumed, unpacker stopped]
+  const flow = new Int32Array(new SharedArrayBuffer(12));
+  const unpacked = pool.unpack({ ...unpackOptions, port: channel.port2, flow: flow.buffer as SharedArrayBuffer });
+  let posted = 0;
+  const post = (message: UnpackMessage, transfer: ArrayBuffer[] = []) => {
+    channel.port1.postMessage(message, transfer);
+    Atomics.store(flow, 0, ++posted);
+    Atomics.notify(flow, 0);
   };
   try {
     // Errors of the source (a store, the network) and of decompression pass through as they are.
-    for await (const chunk of decompressed(source)) {
-      options.signal?.throwIfAborted();
-      write(chunk);
+    for await (const chunk of rechunked(decompressed(source), UNPACK_CHUNK)) {
+      signal?.throwIfAborted();
+      for (let consumed; Atomics.load(flow, 2) === 0 && posted - (consumed = Atomics.load(flow, 1)) >= UNPACK_IN_FLIGHT;) {
+        await Atomics.waitAsync(flow, 1, consumed).value;
+      }
+      // The unpacker stopped at a problem: its result says which.
+      if (Atomics.load(flow, 2) !== 0) break;
+      post({ chunk: chunk.buffer as ArrayBuffer, bytes: chunk.length }, [chunk.buffer as ArrayBuffer]);
     }
-    write();
+    post({ end: true });
+  } catch (error) {
+    post({ cancel: true });
+    await unpacked.catch(() => {});
+    throw error;
   } finally {
-    writer.close();
+    channel.port1.close();
   }
-  checker.finish();
-  if (checker.problem) throw checker.problem;
-  const warnings = checker.droppedBits.length === 0 ? []
-    : [`dropped setuid, setgid or sticky bits from ${checker.droppedBits.length} entries, e.g. ${checker.droppedBits[0]}`];
-  return { entries: checker.entries, bytes: checker.bytes, warnings, ...await readMeta(options.staging, checker.entries) };
+  const result = await unpacked;
+  if ('archiveProblem' in result) throw new ArchiveError(result.archiveProblem.reason, result.archiveProblem.entry);
+  if ('stagingProblem' in result) throw new NbcError('NBC_STAGING', result.stagingProblem);
+  if ('cancelled' in result) throw new Error('unpacking was cancelled');
+  return { ...result.unpacked, ...await readMeta(options.staging, result.unpacked.entries) };
 }
 
 async function readMeta(staging: string, entries: readonly ArtifactEntry[]) {

@@ -36,9 +36,11 @@ export class StoreError extends NbcError {
 
 /** An archive that is corrupt, truncated, of another format, or hostile. */
 export class ArchiveError extends NbcError {
+  readonly reason: string;
   readonly entry: string | undefined;
   constructor(reason: string, entry?: string, options?: { cause?: unknown }) {
     super('NBC_ARCHIVE', entry === undefined ? reason : `${entry}: ${reason}`, options);
+    this.reason = reason;
     this.entry = entry;
   }
 }

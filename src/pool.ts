@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { HashResult, HashTask, PackTask, SetTimesResult, SetTimesTask, WalkHashResult, WalkHashTask } from '../workers/types.js';
+import type {
+  HashResult, HashTask, PackTask, SetTimesResult, SetTimesTask, UnpackResult, UnpackTask, WalkHashResult, WalkHashTask,
+} from '../workers/types.js';
 
 const WORKER = new URL('../workers/tasks.js', import.meta.url).href;
 
@@ -31,6 +33,11 @@ export class WorkerPool {
   /** Packs on one thread; the chunks arrive on the task's port. */
   pack(task: PackTask): Promise<void> {
     return this.#piscina.run(task, { name: 'pack', transferList: [task.port] });
+  }
+
+  /** Unpacks on one thread; the tar bytes are posted on the task's port. */
+  unpack(task: UnpackTask): Promise<UnpackResult> {
+    return this.#piscina.run(task, { name: 'unpack', transferList: [task.port] });
   }
 
   close(): Promise<void> {

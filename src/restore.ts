@@ -65,7 +65,7 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
     const archive = await extractArchive(body, {
-      staging, cacheDirs: config.cacheDirs, limits: config.limits, signal: config.signal,
+      staging, cacheDirs: config.cacheDirs, limits: config.limits, signal: config.signal, pool: ctx.pool,
       treeSymlinks: new Set([...ctx.tree.symlinks].map(textFromBytePath)),
     });
     const cached = parseManifest(archive.manifest);

@@ -1,13 +1,15 @@
 import { createHash, hash as md5Once } from 'node:crypto';
 import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, constants, type Stats } from 'node:fs';
+import { receiveMessageOnPort } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
 import type { HeaderData } from 'tar';
 import { textFromBytePath } from '../src/core/paths.js';
-import { describeError } from '../src/errors.js';
+import { ArchiveError, describeError, NbcError } from '../src/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
-  HashResult, HashTask, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, WalkHashResult, WalkHashTask,
+  HashResult, HashTask, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
+  WalkHashResult, WalkHashTask,
 } from './types.js';
 
 const native = loadNativeHasher();
@@ -241,4 +243,37 @@ export async function pack(task: PackTask): Promise<void> {
   if (used > 0) send();
   const end: PackMessage = { end: counts };
   task.port.postMessage(end);
+}
+
+/**
+ * Unpacks the chunks posted on the task's port as they come, synchronously (see UnpackTask for the
+ * flow control). Problems come back as results: an error thrown here would lose its class.
+ */
+export async function unpack(task: UnpackTask): Promise<UnpackResult> {
+  const { Unpacker } = await import('../src/unpack.js');
+  const flow = new Int32Array(task.flow);
+  const unpacker = new Unpacker(task);
+  try {
+    for (let taken = 0; ;) {
+      const received = receiveMessageOnPort(task.port);
+      if (received === undefined) {
+        Atomics.wait(flow, 0, taken);
+        continue;
+      }
+      const message = received.message as UnpackMessage;
+      if ('cancel' in message) return { cancelled: true };
+      if ('end' in message) return { unpacked: unpacker.end() };
+      unpacker.write(Buffer.from(message.chunk, 0, message.bytes));
+      Atomics.store(flow, 1, ++taken);
+      Atomics.notify(flow, 1);
+    }
+  } catch (error) {
+    if (error instanceof ArchiveError) return { archiveProblem: { reason: error.reason, ...(error.entry === undefined ? {} : { entry: error.entry }) } };
+    if (error instanceof NbcError) return { stagingProblem: error.message };
+    throw error;
+  } finally {
+    unpacker.close();
+    Atomics.store(flow, 2, 1);
+    Atomics.notify(flow, 1);
+  }
 }

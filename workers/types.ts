@@ -1,5 +1,6 @@
 /** The messages between the main thread and the worker pool; paths are byte paths (latin1). */
 import type { MessagePort } from 'node:worker_threads';
+import type { UnpackOptions, Unpacked } from '../src/unpack.js';
 
 export interface HashTask {
   /** Absolute path of the tree's root, as a byte path. */
@@ -73,3 +74,22 @@ export interface PackCounts {
   /** Bytes of file content. */
   bytes: number;
 }
+
+/**
+ * Unpacks the tar bytes posted on `port` into staging (see src/unpack.ts). Flow control: `flow` is
+ * three Int32 cells, [messages posted, messages consumed, unpacker stopped]; the poster waits while
+ * too many are unconsumed, and stops posting once the unpacker stopped.
+ */
+export interface UnpackTask extends UnpackOptions {
+  port: MessagePort;
+  flow: SharedArrayBuffer;
+}
+
+/** Posted on the task's port: chunks of tar, then `end` (or `cancel` when the download failed). */
+export type UnpackMessage = { chunk: ArrayBuffer; bytes: number } | { end: true } | { cancel: true };
+
+export type UnpackResult =
+  | { unpacked: Unpacked }
+  | { archiveProblem: { reason: string; entry?: string } }
+  | { stagingProblem: string }
+  | { cancelled: true };

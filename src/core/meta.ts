@@ -1,5 +1,10 @@
 import { ARCHIVE_FORMAT } from './key.js';
 
+/** The archive's own files, stored last, under a directory no cache dir may use. */
+export const META_DIR = '.cache-meta';
+export const MANIFEST_FILE = `${META_DIR}/MD5SUMS`;
+export const META_FILE = `${META_DIR}/meta.json`;
+
 /** `.cache-meta/meta.json`: what an archive holds and what made it. */
 export interface ArchiveMeta {
   format: number;
