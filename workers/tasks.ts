@@ -5,6 +5,7 @@ import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
 import type { HeaderData } from 'tar';
 import { textFromBytePath } from '../src/core/paths.js';
+import { BLOCK_SIZE, encodeUstarHeader, type UstarFields } from '../src/core/ustar.js';
 import { ArchiveError, describeError, NbcError } from '../src/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
@@ -145,7 +146,6 @@ export function setTimes(task: SetTimesTask): SetTimesResult {
 // Packing: tar chunks of 1 MiB, at most 8 unconsumed (8 MiB between this thread and the reader).
 const PACK_CHUNK = 1 << 20;
 const PACK_IN_FLIGHT = 8;
-const BLOCK = 512;
 
 /** node-tar's portable modes: permission and setuid/setgid/sticky bits, owner rw, no group/other w. */
 function portableMode(stat: Stats): number {
@@ -190,11 +190,16 @@ export async function pack(task: PackTask): Promise<void> {
     }
   };
   const zeros = (n: number) => put(Buffer.alloc(n));
-  const header = (fields: HeaderData) => {
-    const entry = new Header(fields);
-    if (entry.encode()) {
-      put(new Pax({ path: fields.path, linkpath: fields.linkpath, size: fields.size, mtime: fields.mtime }).encode());
+  const block = Buffer.alloc(BLOCK_SIZE);
+  const header = (fields: UstarFields) => {
+    if (encodeUstarHeader(fields, block)) {
+      put(block);
+      return;
     }
+    const { mtime, ...rest } = fields;
+    const data: HeaderData = { ...rest, ...(mtime === undefined ? {} : { mtime: new Date(mtime * 1000) }) };
+    const entry = new Header(data);
+    if (entry.encode()) put(new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime }).encode());
     put(entry.block!);
   };
   const fileContent = (absolute: Buffer, path: string, size: number) => {
@@ -210,7 +215,7 @@ export async function pack(task: PackTask): Promise<void> {
     } finally {
       closeSync(fd);
     }
-    zeros((BLOCK - (size % BLOCK)) % BLOCK);
+    zeros((BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE);
   };
 
   const firstPathOfInode = new Map<string, string>();
@@ -223,16 +228,16 @@ export async function pack(task: PackTask): Promise<void> {
       header({ path: `${path}/`, type: 'Directory', mode, size: 0 });
       counts.dirs++;
     } else if (stat.isSymbolicLink()) {
-      header({ path, type: 'SymbolicLink', mode, size: 0, mtime: stat.mtime, linkpath: readlinkSync(absolute, 'utf8') });
+      header({ path, type: 'SymbolicLink', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: readlinkSync(absolute, 'utf8') });
       counts.files++;
     } else if (stat.isFile()) {
       const inode = `${stat.dev}:${stat.ino}`;
       const linkTarget = stat.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
       if (linkTarget !== undefined) {
-        header({ path, type: 'Link', mode, size: 0, mtime: stat.mtime, linkpath: linkTarget });
+        header({ path, type: 'Link', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: linkTarget });
       } else {
         if (stat.nlink > 1) firstPathOfInode.set(inode, path);
-        header({ path, type: 'File', mode, size: stat.size, mtime: stat.mtime });
+        header({ path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) });
         fileContent(absolute, path, stat.size);
         counts.bytes += stat.size;
       }
