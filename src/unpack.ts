@@ -2,7 +2,6 @@
 // every entry is checked before anything is written, and files are written with plain sync calls.
 // The main thread meanwhile downloads and decompresses (archive.ts, extractArchive).
 import { chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { DEFAULT_LIMITS, type ExtractLimits } from './core/config.js';
 import { MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.js';
@@ -150,11 +149,16 @@ class StagingWriter {
     this.#root = root;
   }
 
+  /** Where a checked (normalised, relative) path goes: no need for join()'s normalising. */
+  #at(path: string): string {
+    return `${this.#root}/${path}`;
+  }
+
   #dir(path: string): void {
     if (this.#dirs.has(path)) return;
     this.#dir(parentOf(path));
     try {
-      mkdirSync(join(this.#root, path), 0o755);
+      mkdirSync(this.#at(path), 0o755);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
@@ -163,7 +167,7 @@ class StagingWriter {
 
   write(entry: ReadEntry): void {
     const path = normalizeRelative(entry.path)!;
-    const target = join(this.#root, path);
+    const target = this.#at(path);
     this.#dir(parentOf(path));
     switch (entry.type) {
       case 'Directory':
@@ -174,7 +178,7 @@ class StagingWriter {
         symlinkSync(entry.linkpath!, target);
         break;
       case 'Link':
-        linkSync(join(this.#root, normalizeRelative(entry.linkpath!)!), target);
+        linkSync(this.#at(normalizeRelative(entry.linkpath!)!), target);
         break;
       default: {
         const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, entry.mode ?? 0o644);

@@ -30,9 +30,8 @@ export function parentOf(path: BytePath): BytePath {
 
 /** Every proper ancestor of `path`, outermost first ("a/b/c" → ["a", "a/b"]). */
 export function ancestorsOf(path: BytePath): BytePath[] {
-  const parts = path.split('/');
   const result: BytePath[] = [];
-  for (let i = 1; i < parts.length; i++) result.push(parts.slice(0, i).join('/'));
+  for (let slash = path.indexOf('/'); slash >= 0; slash = path.indexOf('/', slash + 1)) result.push(path.slice(0, slash));
   return result;
 }
 
@@ -41,12 +40,18 @@ export function isWithin(path: BytePath, dir: BytePath): boolean {
   return dir === '.' || path === dir || path.startsWith(`${dir}/`);
 }
 
+/** An empty or "." or ".." segment. */
+const NOT_NORMAL = /\/\/|(?:^|\/)\.\.?(?:\/|$)/;
+
 /**
  * Normalises a relative path ("./a//b/" → "a/b"). Returns undefined for absolute paths and any
  * path with a ".." segment: nothing relative may climb, whatever follows the "..".
  */
 export function normalizeRelative(path: string): string | undefined {
   if (path.startsWith('/')) return undefined;
+  // Already normal but for a directory's trailing slash: every entry of our own archives.
+  const trimmed = path.endsWith('/') ? path.slice(0, -1) : path;
+  if (trimmed !== '' && !trimmed.endsWith('/') && !NOT_NORMAL.test(trimmed)) return trimmed;
   const parts = path.split('/').filter((part) => part !== '' && part !== '.');
   if (parts.includes('..')) return undefined;
   return parts.length === 0 ? '.' : parts.join('/');

@@ -58,8 +58,12 @@ test('keys change with everything that changes an archive, and only with that', 
 });
 
 test('relative paths: normalised, and anything that climbs is refused', () => {
-  assert.is(normalizeRelative('./a//b/'), 'a/b');
-  for (const bad of ['/etc/passwd', '../x', 'a/../../x', 'a/..']) assert.is(normalizeRelative(bad), undefined, bad);
+  const normal: [string, string][] = [
+    ['./a//b/', 'a/b'], ['a/b', 'a/b'], ['a/b/', 'a/b'], ['a//', 'a'], ['a/./b', 'a/b'], ['./', '.'], ['.', '.'], ['', '.'],
+    ['a/.hidden', 'a/.hidden'], ['..a/b..', '..a/b..'], ['a/...', 'a/...'],
+  ];
+  for (const [path, expected] of normal) assert.is(normalizeRelative(path), expected, path);
+  for (const bad of ['/etc/passwd', '../x', 'a/../../x', 'a/..', '..', 'a/../', '//x']) assert.is(normalizeRelative(bad), undefined, bad);
   assert.is(resolveLinkTarget('obj/l', '../src/a.h'), 'src/a.h');
   assert.is(resolveLinkTarget('obj/l', '../../x'), undefined);
   assert.is(resolveLinkTarget('l', '/etc'), undefined);
