@@ -144,11 +144,18 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   let store: Store | undefined;
   try {
     const stateDir = await prepareStateDir(config.stateDir ?? defaultStateDir(root));
-    const opened = store = await openStore(config.store, config.s3);
     await withPool(undefined, config.threads, async (pool) => {
-      const tree = await hashTreeWithPool(Buffer.from(root), {
-        pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: config.onProgress,
-      });
+      // The store opens while the pool hashes: loading the AWS SDK takes a tenth of a second.
+      const opening = openStore(config.store, config.s3);
+      let tree: TreeHash;
+      try {
+        tree = await hashTreeWithPool(Buffer.from(root), {
+          pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: config.onProgress,
+        });
+      } finally {
+        store = await opening;
+      }
+      const opened = store;
       tree.problems.forEach((problem) => warn({ report, config }, problem));
       report.sources.files = tree.digests.size + tree.unhashable.length;
       report.sources.bytes = tree.bytes;

@@ -83,18 +83,19 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
       report.reason = 'restore did not run in this build (no configure phase?), so nothing tells sources from artifacts';
       warn(`not saving: ${report.reason}`);
     } else {
-      const { root } = loaded.state;
-      const sources = new Set([...loaded.manifest.keys(), ...loaded.state.unhashable]);
-      const artifacts = await listArtifacts(root, config.cacheDirs, sources, skipInside(root, loaded.dir), config.signal);
-      artifacts.warnings.forEach(warn);
-      const { hit } = loaded.state;
-      if (hit?.key === key && hit.artifacts === await currentFingerprint(root, artifacts.entries)) {
-        report.reason = `nothing under the cache dirs changed since ${hit.name} was restored; not uploading`;
-        return report;
-      }
-      const created = new Date(started);
-      const opened = store = await openStore(config.store, config.s3);
-      report.archiveBytes = await withPool(undefined, 1, async (pool) => {
+      // The pool comes first: its thread starts up while this one lists the artifacts.
+      await withPool(undefined, 1, async (pool) => {
+        const { root } = loaded.state;
+        const sources = new Set([...loaded.manifest.keys(), ...loaded.state.unhashable]);
+        const artifacts = await listArtifacts(root, config.cacheDirs, sources, skipInside(root, loaded.dir), config.signal);
+        artifacts.warnings.forEach(warn);
+        const { hit } = loaded.state;
+        if (hit?.key === key && hit.artifacts === await currentFingerprint(root, artifacts.entries)) {
+          report.reason = `nothing under the cache dirs changed since ${hit.name} was restored; not uploading`;
+          return;
+        }
+        const created = new Date(started);
+        const opened = store = await openStore(config.store, config.s3);
         const body = packArchive({
           root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
           metaFiles: (counts) => {
@@ -106,9 +107,9 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
             return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
           },
         });
-        return (await opened.put(key, body, config.signal)).bytes;
+        report.archiveBytes = (await opened.put(key, body, config.signal)).bytes;
+        report.outcome = 'saved';
       });
-      report.outcome = 'saved';
     }
   } catch (error) {
     if (error instanceof ConfigError || config.strict) throw error;
