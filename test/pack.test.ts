@@ -82,4 +82,28 @@ test('every kind of entry round-trips; GNU tar reads the archive', async () => {
   assert.is(lstatSync(join(second, 'obj', 'tool')).mode & 0o777, 0o755);
 });
 
+test('thousands of files through the unpacking ring (wrapped several times) restore byte for byte', async () => {
+  const env = { NBC_STORE: join(dir, 'store') };
+  const args = ['--cache-name', 'ring', '--cache-dir', 'obj'];
+  const first = join(dir, 'build-1', 'source');
+  writeTree(first, { 'main.c': 'int main(void) { return 0; }\n' });
+  assert.is((await runCli(['restore', ...args], { cwd: first, env: { ...env, NIX_BUILD_TOP: join(first, '..') } })).code, 0);
+  // About 30 MB in 4,000 files of 0-15 KiB: the 9 MiB ring goes round three times, with entries
+  // and file contents cut at its slot boundaries.
+  const sizes = randomBytes(4000 * 2);
+  for (let i = 0; i < 4000; i++) {
+    const path = join(first, 'obj', `d${i % 7}`, `e${i % 13}`, `f${i}.o`);
+    mkdirSync(join(path, '..'), { recursive: true });
+    writeFileSync(path, randomBytes(sizes.readUInt16LE(i * 2) % 15_000));
+  }
+  const saved = await runCli(['save', ...args], { cwd: first, env: { ...env, NIX_BUILD_TOP: join(first, '..') } });
+  assert.match(saved.stderr, /save: saved ring, .*; 4000 files, /, saved.stderr);
+
+  const second = join(dir, 'build-2', 'source');
+  writeTree(second, { 'main.c': 'int main(void) { return 0; }\n' });
+  const restored = await runCli(['restore', ...args], { cwd: second, env: { ...env, NIX_BUILD_TOP: join(second, '..') } });
+  assert.match(restored.stderr, /restore: hit ring, .*4000 artifacts restored/, restored.stderr);
+  assert.equal(describe(second), describe(first));
+});
+
 test.run();

@@ -251,25 +251,26 @@ export async function pack(task: PackTask): Promise<void> {
 }
 
 /**
- * Unpacks the chunks posted on the task's port as they come, synchronously (see UnpackTask for the
+ * Unpacks the slots posted on the task's port as they come, synchronously (see UnpackTask for the
  * flow control). Problems come back as results: an error thrown here would lose its class.
  */
 export async function unpack(task: UnpackTask): Promise<UnpackResult> {
   const { Unpacker } = await import('../src/unpack.js');
   const flow = new Int32Array(task.flow);
+  const ring = Buffer.from(task.ring);
   const unpacker = new Unpacker(task);
   try {
-    for (let taken = 0; ;) {
-      const received = receiveMessageOnPort(task.port);
-      if (received === undefined) {
-        Atomics.wait(flow, 0, taken);
-        continue;
-      }
-      const message = received.message as UnpackMessage;
+    for (let received = 0, taken = 0; ; received++) {
+      let next;
+      while ((next = receiveMessageOnPort(task.port)) === undefined) Atomics.wait(flow, 0, received);
+      const message = next.message as UnpackMessage;
       if ('cancel' in message) return { cancelled: true };
       if ('end' in message) return { unpacked: unpacker.end() };
-      unpacker.write(Buffer.from(message.chunk, 0, message.bytes));
-      Atomics.store(flow, 1, ++taken);
+      const start = message.slot * task.slotSize;
+      unpacker.write(ring.subarray(start, start + message.bytes));
+      // node-tar keeps the last partial block of a chunk (a view) until the next one comes, so a
+      // slot is released only once the chunk after it is written.
+      Atomics.store(flow, 1, taken++);
       Atomics.notify(flow, 1);
     }
   } catch (error) {

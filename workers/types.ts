@@ -76,17 +76,20 @@ export interface PackCounts {
 }
 
 /**
- * Unpacks the tar bytes posted on `port` into staging (see src/unpack.ts). Flow control: `flow` is
- * three Int32 cells, [messages posted, messages consumed, unpacker stopped]; the poster waits while
- * too many are unconsumed, and stops posting once the unpacker stopped.
+ * Unpacks the tar bytes posted on `port` into staging (see src/unpack.ts). The bytes are in `ring`,
+ * slots of `slotSize` bytes used in turn; a message says which slot holds how many. `flow` is three
+ * Int32 cells: [messages posted, slots released, unpacker stopped]. The poster fills a slot only once
+ * it is released, and stops posting once the unpacker stopped.
  */
 export interface UnpackTask extends UnpackOptions {
   port: MessagePort;
+  ring: SharedArrayBuffer;
+  slotSize: number;
   flow: SharedArrayBuffer;
 }
 
-/** Posted on the task's port: chunks of tar, then `end` (or `cancel` when the download failed). */
-export type UnpackMessage = { chunk: ArrayBuffer; bytes: number } | { end: true } | { cancel: true };
+/** Posted on the task's port: filled slots, then `end` (or `cancel` when the download failed). */
+export type UnpackMessage = { slot: number; bytes: number } | { end: true } | { cancel: true };
 
 export type UnpackResult =
   | { unpacked: Unpacked }
