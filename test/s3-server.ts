@@ -15,8 +15,9 @@ export interface TestS3 {
 /** s3rver accepts only this key id; it checks no signature, so any secret passes. */
 export const ACCESS_KEY_ID = 'S3RVER';
 
-export async function startS3(bucket = 'nbc-test'): Promise<TestS3> {
-  const directory = await mkdtemp(join(tmpdir(), 'nbc-s3rver-'));
+/** `parent` holds the server's files: the system's temporary directory unless said otherwise. */
+export async function startS3(bucket = 'nbc-test', parent = tmpdir()): Promise<TestS3> {
+  const directory = await mkdtemp(join(parent, 'nbc-s3rver-'));
   const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true, configureBuckets: [{ name: bucket, configs: [] }] });
   const { port } = await server.run();
   return {
