@@ -57,52 +57,48 @@ function describe(root: string): Map<string, Seen> {
   return seen;
 }
 
+/** A build saves what `fill` makes under obj/, then a fresh build restores it. */
+async function roundTrip(name: string, fill: (root: string) => void, files: number) {
+  const args = ['--cache-name', name, '--cache-dir', 'obj'];
+  const run = (command: string, root: string) => runCli([command, ...args], {
+    cwd: root, env: { NBC_STORE: join(dir, 'store'), NIX_BUILD_TOP: join(root, '..') },
+  });
+  const [first, second] = [join(dir, 'build-1', 'source'), join(dir, 'build-2', 'source')];
+  for (const root of [first, second]) writeTree(root, { 'main.c': 'int main(void) { return 0; }\n' });
+  assert.is((await run('restore', first)).code, 0);
+  fill(first);
+  const saved = await run('save', first);
+  assert.match(saved.stderr, new RegExp(`save: saved ${name}, .*; ${files} files, `), saved.stderr);
+  const restored = await run('restore', second);
+  assert.match(restored.stderr, new RegExp(`restore: hit ${name}`), restored.stderr);
+  return { first, second, restored: restored.stderr };
+}
+
 test('every kind of entry round-trips; GNU tar reads the archive', async () => {
-  const env = { NBC_STORE: join(dir, 'store') };
-  const args = ['--cache-name', 'pack', '--cache-dir', 'obj'];
-  const first = join(dir, 'build-1', 'source');
-  writeTree(first, { 'main.c': 'int main(void) { return 0; }\n' });
-  assert.is((await runCli(['restore', ...args], { cwd: first, env: { ...env, NIX_BUILD_TOP: join(first, '..') } })).code, 0);
-  buildArtifacts(first);
-  const saved = await runCli(['save', ...args], { cwd: first, env: { ...env, NIX_BUILD_TOP: join(first, '..') } });
-  assert.match(saved.stderr, /save: saved pack, .*; 9 files, /, saved.stderr);
+  const { first, second } = await roundTrip('pack', buildArtifacts, 9);
+  assert.equal(describe(second), describe(first));
+  assert.is(lstatSync(join(second, 'obj', 'hard.o')).ino, lstatSync(join(second, 'obj', 'a.o')).ino, 'hard link kept');
+  assert.is(lstatSync(join(second, 'obj', 'tool')).mode & 0o777, 0o755);
 
   const [archive] = readdirSync(join(dir, 'store', 'pack'));
   const listing = (await execFileAsync('tar', ['--zstd', '-tvf', join(dir, 'store', 'pack', archive!)])).stdout;
   for (const name of [`obj/${LONG_DIR}/deep.o`, `obj/${LONG_NAME}`, 'obj/ünïcode-ファイル.o', 'obj/link.o -> a.o', 'obj/hard.o link to obj/a.o', '.cache-meta/MD5SUMS']) {
     assert.ok(listing.includes(name), `GNU tar lists ${name}:\n${listing}`);
   }
-
-  const second = join(dir, 'build-2', 'source');
-  writeTree(second, { 'main.c': 'int main(void) { return 0; }\n' });
-  const restored = await runCli(['restore', ...args], { cwd: second, env: { ...env, NIX_BUILD_TOP: join(second, '..') } });
-  assert.match(restored.stderr, /restore: hit pack/, restored.stderr);
-  assert.equal(describe(second), describe(first));
-  assert.is(lstatSync(join(second, 'obj', 'hard.o')).ino, lstatSync(join(second, 'obj', 'a.o')).ino, 'hard link kept');
-  assert.is(lstatSync(join(second, 'obj', 'tool')).mode & 0o777, 0o755);
 });
 
 test('thousands of files through the unpacking ring (wrapped several times) restore byte for byte', async () => {
-  const env = { NBC_STORE: join(dir, 'store') };
-  const args = ['--cache-name', 'ring', '--cache-dir', 'obj'];
-  const first = join(dir, 'build-1', 'source');
-  writeTree(first, { 'main.c': 'int main(void) { return 0; }\n' });
-  assert.is((await runCli(['restore', ...args], { cwd: first, env: { ...env, NIX_BUILD_TOP: join(first, '..') } })).code, 0);
   // About 30 MB in 4,000 files of 0-15 KiB: the 9 MiB ring goes round three times, with entries
   // and file contents cut at its slot boundaries.
   const sizes = randomBytes(4000 * 2);
-  for (let i = 0; i < 4000; i++) {
-    const path = join(first, 'obj', `d${i % 7}`, `e${i % 13}`, `f${i}.o`);
-    mkdirSync(join(path, '..'), { recursive: true });
-    writeFileSync(path, randomBytes(sizes.readUInt16LE(i * 2) % 15_000));
-  }
-  const saved = await runCli(['save', ...args], { cwd: first, env: { ...env, NIX_BUILD_TOP: join(first, '..') } });
-  assert.match(saved.stderr, /save: saved ring, .*; 4000 files, /, saved.stderr);
-
-  const second = join(dir, 'build-2', 'source');
-  writeTree(second, { 'main.c': 'int main(void) { return 0; }\n' });
-  const restored = await runCli(['restore', ...args], { cwd: second, env: { ...env, NIX_BUILD_TOP: join(second, '..') } });
-  assert.match(restored.stderr, /restore: hit ring, .*4000 artifacts restored/, restored.stderr);
+  const { first, second, restored } = await roundTrip('ring', (root) => {
+    for (let i = 0; i < 4000; i++) {
+      const path = join(root, 'obj', `d${i % 7}`, `e${i % 13}`, `f${i}.o`);
+      mkdirSync(join(path, '..'), { recursive: true });
+      writeFileSync(path, randomBytes(sizes.readUInt16LE(i * 2) % 15_000));
+    }
+  }, 4000);
+  assert.match(restored, /4000 artifacts restored/);
   assert.equal(describe(second), describe(first));
 });
 
