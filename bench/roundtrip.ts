@@ -76,23 +76,21 @@ interface Tree {
   targets: { shell: number; seed?: number };
 }
 
-/**
- * Runs `measure`, then empties the bucket: the server keeps its objects beside the trees (tmpfs),
- * so neither its disk nor what earlier runs left there is measured.
- */
-async function thenEmpty<T>(bucket: S3Store, measure: () => Promise<T>): Promise<T> {
-  try {
-    return await measure();
-  } finally {
-    for (const object of await bucket.list()) await bucket.delete(object.key);
-  }
-}
-
 export async function roundTripBench(quick: boolean): Promise<Result[]> {
   const work = await mkdtemp(join(benchDir(), 'nbc-bench-roundtrip-'));
   const s3 = await startS3('bench', benchDir());
   const bucket = new S3Store(s3.bucket, '', { endpoint: s3.endpoint, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET } });
-  const clean = <T>(measure: () => Promise<T>) => thenEmpty(bucket, measure);
+  /**
+   * Runs `measure`, then empties the bucket: the server keeps its objects beside the trees (tmpfs),
+   * so neither its disk nor what earlier runs left there is measured.
+   */
+  const clean = async <T>(measure: () => Promise<T>): Promise<T> => {
+    try {
+      return await measure();
+    } finally {
+      for (const object of await bucket.list()) await bucket.delete(object.key);
+    }
+  };
   const env = {
     ...process.env, AWS_ACCESS_KEY_ID: ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: SECRET, AWS_DEFAULT_REGION: 'us-east-1',
     AWS_EC2_METADATA_DISABLED: 'true', NBC_S3_ENDPOINT: s3.endpoint,

@@ -125,7 +125,7 @@ export async function extractArchive(source: AsyncIterable<Buffer>, options: Ext
   const unpacked = pool.unpack({
     ...unpackOptions, port: channel.port2, ring, slotSize: SLOT_SIZE, flow: flow.buffer as SharedArrayBuffer,
   });
-  // However the task ends (a crashed thread too), no wait for a slot outlives it.
+  // However the task ends (a problem found, a crashed thread), no wait for a slot outlives it.
   const stop = () => {
     Atomics.store(flow, 2, 1);
     Atomics.notify(flow, 1);

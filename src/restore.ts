@@ -155,14 +155,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       } finally {
         store = await opening;
       }
-      const opened = store;
       tree.problems.forEach((problem) => warn({ report, config }, problem));
       report.sources.files = tree.digests.size + tree.unhashable.length;
       report.sources.bytes = tree.bytes;
       // Recorded before any archive is touched: save needs it even when restore finds nothing.
       const state: RestoreState = { root, cacheName: config.cacheName, hit: null, unhashable: tree.unhashable };
       await writeState(stateDir, state, tree.digests);
-      await restoreFirstUsable({ config, store: opened, pool, root, stateDir, state, tree, report });
+      await restoreFirstUsable({ config, store, pool, root, stateDir, state, tree, report });
     });
   } catch (error) {
     if (error instanceof ConfigError || config.strict) throw error;

@@ -279,7 +279,5 @@ export async function unpack(task: UnpackTask): Promise<UnpackResult> {
     throw error;
   } finally {
     unpacker.close();
-    Atomics.store(flow, 2, 1);
-    Atomics.notify(flow, 1);
   }
 }

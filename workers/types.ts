@@ -78,8 +78,8 @@ export interface PackCounts {
 /**
  * Unpacks the tar bytes posted on `port` into staging (see src/unpack.ts). The bytes are in `ring`,
  * slots of `slotSize` bytes used in turn; a message says which slot holds how many. `flow` is three
- * Int32 cells: [messages posted, slots released, unpacker stopped]. The poster fills a slot only once
- * it is released, and stops posting once the unpacker stopped.
+ * Int32 cells: [messages posted, slots released, unpacker stopped (set by the poster when the task
+ * ends)]. The poster fills a slot only once it is released, and stops posting once the task ended.
  */
 export interface UnpackTask extends UnpackOptions {
   port: MessagePort;
