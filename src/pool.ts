@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type {
-  HashResult, HashTask, PackTask, SetTimesResult, SetTimesTask, UnpackResult, UnpackTask, WalkHashResult, WalkHashTask,
+  HashResult, HashTask, LoadedMessage, PackTask, SetTimesResult, SetTimesTask, UnpackResult, UnpackTask, WalkHashResult, WalkHashTask,
 } from '../workers/types.js';
 
 const WORKER = new URL('../workers/tasks.js', import.meta.url).href;
@@ -10,12 +10,19 @@ const WORKER = new URL('../workers/tasks.js', import.meta.url).href;
 export class WorkerPool {
   readonly threads: number;
   readonly #piscina: Piscina;
+  /** Threads that have loaded the task module, and what waits for the others (see close). */
+  readonly #loaded = new Set<number>();
+  readonly #onLoaded = new Map<number, () => void>();
 
   constructor(threads = availableParallelism()) {
     this.threads = threads;
     // Tasks are synchronous, so a worker runs its queued tasks one after another; queueing a few
     // per worker keeps it busy while the main thread is walking (with one, workers waited 25% of the time).
     this.#piscina = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 1000, concurrentTasksPerWorker: 4 });
+    this.#piscina.on('message', ({ loadedThread }: LoadedMessage) => {
+      this.#loaded.add(loadedThread);
+      this.#onLoaded.get(loadedThread)?.();
+    });
   }
 
   hash(task: HashTask, signal?: AbortSignal): Promise<HashResult> {
@@ -40,8 +47,14 @@ export class WorkerPool {
     return this.#piscina.run(task, { name: 'unpack', transferList: [task.port] });
   }
 
-  close(): Promise<void> {
-    return this.#piscina.destroy();
+  /** Ends the threads once each has loaded the task module or exited (see LoadedMessage). */
+  async close(): Promise<void> {
+    const loading = this.#piscina.threads.filter((thread) => !this.#loaded.has(thread.threadId));
+    await Promise.all(loading.map((thread) => new Promise<void>((resolve) => {
+      this.#onLoaded.set(thread.threadId, resolve);
+      thread.once('exit', () => resolve());
+    })));
+    await this.#piscina.destroy();
   }
 }
 

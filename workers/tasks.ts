@@ -1,6 +1,6 @@
 import { createHash, hash as md5Once } from 'node:crypto';
 import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, constants, type Stats } from 'node:fs';
-import { receiveMessageOnPort } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
 import type { HeaderData } from 'tar';
@@ -9,7 +9,7 @@ import { BLOCK_SIZE, encodeUstarHeader, type UstarFields } from '../src/core/ust
 import { ArchiveError, describeError, NbcError } from '../src/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
-  HashResult, HashTask, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
+  HashResult, HashTask, LoadedMessage, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
   WalkHashResult, WalkHashTask,
 } from './types.js';
 
@@ -281,3 +281,6 @@ export async function unpack(task: UnpackTask): Promise<UnpackResult> {
     unpacker.close();
   }
 }
+
+// Last: the pool may terminate this thread from now on (see LoadedMessage).
+parentPort?.postMessage({ loadedThread: threadId } satisfies LoadedMessage);

@@ -96,3 +96,12 @@ export type UnpackResult =
   | { archiveProblem: { reason: string; entry?: string } }
   | { stagingProblem: string }
   | { cancelled: true };
+
+/**
+ * Posted on the parent port by each thread once this module has loaded. Piscina loads it with
+ * require(), and on Node 20 terminating a thread inside that require() aborts the whole process
+ * ("IsGraphAsync must be used on an instantiated module"), so the pool terminates only loaded threads.
+ */
+export interface LoadedMessage {
+  loadedThread: number;
+}
