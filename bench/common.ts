@@ -49,6 +49,23 @@ export async function median(runs: number, measure: () => Promise<number>): Prom
   return middle(values);
 }
 
+/**
+ * The median of each measurement, taken in turns: every run measures each one once, starting one
+ * further along each time. This VM gives memory back to its host, so writing fresh pages costs more
+ * at some moments than at others; in turns, such a spell falls on all sides of a ratio alike.
+ */
+export async function medians<K extends string>(runs: number, measures: Record<K, () => Promise<number>>): Promise<Record<K, number>> {
+  const keys = Object.keys(measures) as K[];
+  const values = new Map<K, number[]>(keys.map((key) => [key, []]));
+  for (let run = 0; run < runs; run++) {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[(run + i) % keys.length]!;
+      values.get(key)!.push(await measures[key]());
+    }
+  }
+  return Object.fromEntries(keys.map((key) => [key, middle(values.get(key)!)])) as Record<K, number>;
+}
+
 /** Wall-clock seconds of a shell command (output discarded, as a benchmark must consume it). */
 export async function timeShell(command: string, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const started = process.hrtime.bigint();

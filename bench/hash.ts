@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import { hashTreeWithPool } from '../src/hash.js';
 import { WorkerPool } from '../src/pool.js';
-import { benchDir, benchMain, CLI, median, middle, timeShell, type Result } from './common.js';
+import { benchDir, benchMain, CLI, median, medians, timeShell, type Result } from './common.js';
 import { ARTIFACTS, generateTree, SOURCES } from './workload.js';
 
 /** MB/s of MD5 on one core, in this process, on data already in memory. */
@@ -37,13 +37,10 @@ export async function hashBench(quick: boolean): Promise<Result[]> {
         ours: `node ${CLI} hash . --quiet > /dev/null`, single: `node ${CLI} hash . --quiet --threads 1 > /dev/null`,
       };
       await timeShell(commands.bar, dir); // warm the page cache
-      // Each run times every command back to back, so a slow spell of this noisy machine falls on
-      // all of them; each figure is the median of its runs.
-      const times: Record<keyof typeof commands, number[]> = { seed: [], bar: [], ours: [], single: [] };
-      for (let run = 0; run < runs; run++) {
-        for (const key of Object.keys(commands) as (keyof typeof commands)[]) times[key].push(await timeShell(commands[key], dir));
-      }
-      const { seed, bar, ours, single } = Object.fromEntries(Object.entries(times).map(([key, values]) => [key, middle(values)])) as Record<keyof typeof commands, number>;
+      const { seed, bar, ours, single } = await medians(runs, {
+        seed: () => timeShell(commands.seed, dir), bar: () => timeShell(commands.bar, dir),
+        ours: () => timeShell(commands.ours, dir), single: () => timeShell(commands.single, dir),
+      });
       const label = `${name} tree (${spec.files} files, ${mb.toFixed(0)} MB)`;
       results.push(
         { bench: 'hash', figure: `${label}: ours`, value: ours, unit: 's', baseline: 'xargs -P2 md5sum', baselineValue: bar, ratio: bar / ours,

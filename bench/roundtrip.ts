@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { S3Store } from '../src/stores/s3.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from '../test/s3-server.js';
-import { benchDir, benchMain, CLI, median, run, timeShell, type Result } from './common.js';
+import { benchDir, benchMain, CLI, medians, run, timeShell, type Result } from './common.js';
 import { ARTIFACTS, generateTree, SOURCES, type TreeSpec } from './workload.js';
 
 // This process talks to the server too (emptying the bucket): the SDK's notice that its next
@@ -109,25 +109,27 @@ export async function roundTripBench(quick: boolean): Promise<Result[]> {
       const mb = generateTree(cacheDir, tree.spec) / 1e6;
       const label = `${tree.name} (${tree.spec.files} files, ${mb.toFixed(0)} MB)`;
       const pipelines = s3Pipelines(s3);
-      const best = await median(runs, () => clean(() => shell(work, cacheDir, pipelines.best.save, pipelines.best.restore, env)));
-      const oursS3 = await median(runs, () => clean(() => ours(work, cacheDir, `s3://${s3.bucket}/ours`, env)));
-      results.push({ bench: 'roundtrip', figure: `${label}, S3: ours`, value: oursS3, unit: 's', baseline: 'tar | zstd -1 -T2 + curl PUT/GET',
-        baselineValue: best, ratio: best / oursS3, threshold: tree.targets.shell });
+      const store = join(work, 'store');
+      const { best, oursS3, local, oursLocal, oursGzip } = await medians(runs, {
+        best: () => clean(() => shell(work, cacheDir, pipelines.best.save, pipelines.best.restore, env)),
+        oursS3: () => clean(() => ours(work, cacheDir, `s3://${s3.bucket}/ours`, env)),
+        local: () => shell(work, cacheDir, 'tar -cf - obj | zstd -1 -T2 -q > $DIR/archive', 'zstd -dc -q $DIR/archive | tar -xf -', env),
+        oursLocal: () => ours(work, cacheDir, store, env),
+        // The codec choice: the same round trip with gzip (level 1, node:zlib).
+        oursGzip: () => ours(work, cacheDir, store, { ...env, NBC_COMPRESSION: 'gzip' }),
+      });
+      results.push(
+        { bench: 'roundtrip', figure: `${label}, S3: ours`, value: oursS3, unit: 's', baseline: 'tar | zstd -1 -T2 + curl PUT/GET',
+          baselineValue: best, ratio: best / oursS3, threshold: tree.targets.shell },
+        { bench: 'roundtrip', figure: `${label}, local store: ours`, value: oursLocal, unit: 's', baseline: 'tar | zstd -1 -T2 to a file',
+          baselineValue: local, ratio: local / oursLocal },
+        { bench: 'roundtrip', figure: `${label}, local store: ours (zstd, the default)`, value: oursLocal, unit: 's', baseline: 'ours with --compression gzip',
+          baselineValue: oursGzip, ratio: oursGzip / oursLocal },
+      );
       if (tree.seed) {
         const seed = await clean(() => shell(work, cacheDir, pipelines.seed.save, pipelines.seed.restore, env));
         results.push({ bench: 'roundtrip', figure: `${label}, S3: ours`, value: oursS3, unit: 's', baseline: "the seed's md5sum + tar | xz + aws s3 cp",
           baselineValue: seed, ratio: seed / oursS3, ...(tree.targets.seed ? { threshold: tree.targets.seed } : {}) });
-      } else {
-        const local = await median(runs, () => shell(work, cacheDir, 'tar -cf - obj | zstd -1 -T2 -q > $DIR/archive', 'zstd -dc -q $DIR/archive | tar -xf -', env));
-        const oursLocal = await median(runs, () => ours(work, cacheDir, join(work, 'store'), env));
-        // The codec choice: the same round trip with gzip (level 1, node:zlib).
-        const oursGzip = await median(runs, () => ours(work, cacheDir, join(work, 'store'), { ...env, NBC_COMPRESSION: 'gzip' }));
-        results.push(
-          { bench: 'roundtrip', figure: `${label}, local store: ours`, value: oursLocal, unit: 's', baseline: 'tar | zstd -1 -T2 to a file',
-            baselineValue: local, ratio: local / oursLocal },
-          { bench: 'roundtrip', figure: `${label}, local store: ours (zstd, the default)`, value: oursLocal, unit: 's', baseline: 'ours with --compression gzip',
-            baselineValue: oursGzip, ratio: oursGzip / oursLocal },
-        );
       }
       await rm(join(cacheDir, '..'), { recursive: true, force: true });
     }
