@@ -14,12 +14,13 @@ import { roundTripBench } from './roundtrip.js';
  * Targets not reached yet, each with what stands in the way (README, "Targets not met"). They are
  * measured and printed like the others, but only the rest decide the exit status; one that is met
  * again is reported, so this list shrinks as work lands. Thresholds are never lowered here.
+ * `quickOnly`: met on the full workload, open on the quick one only.
  */
-const OPEN_TARGETS: { bench: string; figure: RegExp; baseline: RegExp; why: string }[] = [
+const OPEN_TARGETS: { bench: string; figure: RegExp; baseline: RegExp; why: string; quickOnly?: true }[] = [
   { bench: 'roundtrip', figure: /^artifacts .*, S3: ours$/, baseline: /curl PUT\/GET/,
-    why: "s3rver's multipart upload costs its CPU twice a single PUT's, on the same two cores (issue 6)" },
-  { bench: 'roundtrip', figure: /^small files .*, S3: ours$/, baseline: /curl PUT\/GET/,
-    why: 'per small file, unpacking with node-tar costs about 2x GNU tar and packing 3x; 0.48x in full mode, start-up weighs more in quick mode (issue 6)' },
+    why: "a multipart upload costs s3rver twice a single PUT's CPU, on the same two cores (issue 6)" },
+  { bench: 'roundtrip', figure: /^small files .*, S3: ours$/, baseline: /curl PUT\/GET/, quickOnly: true,
+    why: "met on the 50,000-file tree; the quick tree's 10,000 files are mostly two commands' start-up (issue 6)" },
 ];
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
@@ -27,7 +28,7 @@ const quick = values.quick === true;
 const benches: Record<string, (quick: boolean) => Promise<Result[]>> = {
   hash: hashBench, build: buildBench, roundtrip: roundTripBench, memory: memoryBench,
 };
-const openTarget = (r: Result) => OPEN_TARGETS.find((t) => t.bench === r.bench && t.figure.test(r.figure) && t.baseline.test(r.baseline ?? ''));
+const openTarget = (r: Result) => OPEN_TARGETS.find((t) => (quick || !t.quickOnly) && t.bench === r.bench && t.figure.test(r.figure) && t.baseline.test(r.baseline ?? ''));
 const failing = (rs: Result[]) => rs.filter((r) => r.threshold !== undefined && r.ratio! < r.threshold && !openTarget(r));
 
 let results: Result[] = [];
