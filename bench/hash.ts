@@ -31,15 +31,12 @@ export async function hashBench(quick: boolean): Promise<Result[]> {
     for (const [name, { spec, dir }] of Object.entries(trees)) {
       const bytes = generateTree(dir, spec);
       const mb = bytes / 1e6;
-      const shell = (parallel: string) => `find . -type f -print0 | xargs -0 ${parallel} md5sum > /dev/null`;
-      const commands = {
-        seed: shell(''), bar: shell('-P2 -n 500'),
-        ours: `node ${CLI} hash . --quiet > /dev/null`, single: `node ${CLI} hash . --quiet --threads 1 > /dev/null`,
-      };
-      await timeShell(commands.bar, dir); // warm the page cache
+      const md5sum = (parallel: string) => `find . -type f -print0 | xargs -0 ${parallel} md5sum > /dev/null`;
+      const timed = (command: string) => () => timeShell(command, dir);
+      await timeShell(md5sum('-P2 -n 500'), dir); // warm the page cache
       const { seed, bar, ours, single } = await medians(runs, {
-        seed: () => timeShell(commands.seed, dir), bar: () => timeShell(commands.bar, dir),
-        ours: () => timeShell(commands.ours, dir), single: () => timeShell(commands.single, dir),
+        seed: timed(md5sum('')), bar: timed(md5sum('-P2 -n 500')),
+        ours: timed(`node ${CLI} hash . --quiet > /dev/null`), single: timed(`node ${CLI} hash . --quiet --threads 1 > /dev/null`),
       });
       const label = `${name} tree (${spec.files} files, ${mb.toFixed(0)} MB)`;
       results.push(
