@@ -1,6 +1,7 @@
 /**
-  Wraps a `stdenv.mkDerivation` build with nix-build-cache: restore in `preConfigure`, save in
-  `preInstall`, both appended to the derivation's own hooks, each in a subshell that fails open.
+  Wraps a `stdenv.mkDerivation` build with nix-build-cache: restore in `preConfigure`, settle in
+  `postConfigure`, save in `preInstall`, each appended to the derivation's own hook, in a subshell
+  that fails open.
 
   Type: { pkgs, cache-name, master-cache, cache-dirs, s3-bucket, aws-key, aws-secret, … }
         -> derivation -> derivation
@@ -113,6 +114,14 @@ let
       || echo "nix-build-cache: ${what} failed; the build goes on without it" >&2
   '';
 
+  # After configure: files it rewrote with the content they were restored with get their times back.
+  settleArgs = concatStringsSep " " (map quote (builtins.concatMap (dir: [ "--cache-dir" dir ]) cache-dirs
+    ++ (if strict then [ "--strict" ] else [ ])));
+  settleHook = ''
+    ( set +x; ${command} settle ${settleArgs} ) \
+      || echo "nix-build-cache: settle failed; the build goes on without it" >&2
+  '';
+
   restoreHook = hideCredentials + step "restore" fallbackArgs + optionalString save-on-failure ''
     _nixBuildCacheSaveOnFailure() {
       ${step "save" "--build-failed"}
@@ -129,5 +138,6 @@ else if cache-dirs == [ ] then
 else
   drv.overrideAttrs (old: {
     preConfigure = orEmpty (old.preConfigure or null) + restoreHook;
+    postConfigure = orEmpty (old.postConfigure or null) + settleHook;
     preInstall = orEmpty (old.preInstall or null) + step "save" "" + dropCredentials;
   } // (if stringCredentials then { nixBuildCacheAwsKey = aws-key; nixBuildCacheAwsSecret = aws-secret; } else { }))

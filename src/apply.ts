@@ -1,5 +1,5 @@
-import { copyFile, lstat, mkdir, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
-import { STORE_MTIME, type RestorePlan, type TimeAssignment } from './core/plan.js';
+import { copyFile, lstat, lutimes, mkdir, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import type { RestorePlan, TimeAssignment } from './core/plan.js';
 import { ancestorsOf, isWithin, textFromBytePath, type BytePath } from './core/paths.js';
 import { NbcError } from './errors.js';
 import type { WorkerPool } from './pool.js';
@@ -21,15 +21,22 @@ export async function applyTimes(pool: WorkerPool, root: Buffer, times: readonly
   return (await Promise.all(batches)).flat();
 }
 
-async function moveFile(from: Buffer, to: Buffer): Promise<void> {
+/** The name a file copied across file systems has until its time is set. */
+export const PARTIAL_SUFFIX = '.nbc-partial';
+
+async function moveFile(from: Buffer, to: Buffer, mtime: number | undefined): Promise<void> {
   try {
     await rename(from, to);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-    // The state dir is on another file system than the tree: copy instead.
+    // The state dir is on another file system than the tree: copy, and give the copy its time
+    // before it takes its name, so the tree never holds an artifact newer than a changed source.
+    const partial = Buffer.concat([to, Buffer.from(PARTIAL_SUFFIX)]);
     const stat = await lstat(from);
-    if (stat.isSymbolicLink()) await symlink(await readlink(from, { encoding: 'buffer' }), to);
-    else await copyFile(from, to, 1 /* COPYFILE_EXCL */);
+    if (stat.isSymbolicLink()) await symlink(await readlink(from, { encoding: 'buffer' }), partial);
+    else await copyFile(from, partial, 1 /* COPYFILE_EXCL */);
+    if (mtime !== undefined) await lutimes(partial, mtime, mtime);
+    await rename(partial, to);
   }
 }
 
@@ -44,15 +51,33 @@ async function moveDir(from: Buffer, to: Buffer): Promise<boolean> {
   }
 }
 
+/** The paths a plan creates in the tree, parents before children: what a crashed restore may have left. */
+export function createdPaths(plan: RestorePlan, sourceDirs: ReadonlySet<BytePath>): BytePath[] {
+  return plan.restore.filter((entry) => !sourceDirs.has(entry.path)).map((entry) => entry.path);
+}
+
+async function failIfAny(failed: Promise<string[]>, what: string): Promise<void> {
+  const reasons = await failed;
+  if (reasons.length > 0) throw new NbcError('NBC_TIMES', `cannot set the times of ${what} (${reasons.length} files), e.g. ${reasons[0]}`);
+}
+
 /**
- * Moves the planned artifacts from staging into the tree and applies the plan's times. Nothing
- * that exists is replaced (the plan left out every source path). A directory the tree lacks, with
- * nothing left out below it, moves in one rename (creating thousands of directories twice is
- * what a restore of a deep tree would otherwise spend its time on). On any failure everything
- * moved in so far is removed again, so the tree is left with its sources only.
+ * Moves the planned artifacts from staging into the tree and applies the plan's times, in an order
+ * that keeps every instant safe to build from (a restore killed anywhere never leaves an artifact
+ * newer than a source it was not built from): artifacts get their times in staging, changed
+ * sources theirs, then the artifacts move in (renames keep times), then unchanged sources get the
+ * store time (which only makes them older). `beforeMove` runs before anything enters the tree.
+ * Nothing that exists is replaced (the plan left out every source path). A directory the tree
+ * lacks, with nothing left out below it, moves in one rename (creating thousands of directories
+ * twice is what a restore of a deep tree would otherwise spend its time on). On a failure
+ * everything moved in so far is removed again, so the tree is left with its sources only.
  */
 export async function applyPlan(plan: RestorePlan, staging: Buffer, root: Buffer, sourceDirs: ReadonlySet<BytePath>,
-  pool: WorkerPool, signal?: AbortSignal): Promise<{ restored: number; bytes: number; warnings: string[] }> {
+  pool: WorkerPool, signal?: AbortSignal, beforeMove?: () => Promise<void>): Promise<{ restored: number; bytes: number; warnings: string[] }> {
+  await failIfAny(applyTimes(pool, staging, plan.artifactTimes, signal), 'restored artifacts');
+  await failIfAny(applyTimes(pool, root, plan.changedTimes, signal), 'changed sources');
+  await beforeMove?.();
+  const times = new Map(plan.artifactTimes.map((t) => [t.path, t.mtime]));
   const created: { path: Buffer; kind: 'file' | 'dir' | 'tree' }[] = [];
   const dirs = new Set(sourceDirs);
   const makeDir = async (path: BytePath) => {
@@ -81,7 +106,7 @@ export async function applyPlan(plan: RestorePlan, staging: Buffer, root: Buffer
       const target = absolutePath(root, entry.path);
       const staged = absolutePath(staging, entry.path);
       if (entry.kind !== 'dir') {
-        await moveFile(staged, target);
+        await moveFile(staged, target, times.get(entry.path));
         created.push({ path: target, kind: 'file' });
       } else if (!dirs.has(entry.path) && !skipped.some((path) => isWithin(path, entry.path)) && await moveDir(staged, target)) {
         created.push({ path: target, kind: 'tree' });
@@ -89,12 +114,8 @@ export async function applyPlan(plan: RestorePlan, staging: Buffer, root: Buffer
         moved = entry.path;
       } else await makeDir(entry.path);
     }
-    const critical = plan.times.filter((t) => t.mtime !== STORE_MTIME);
-    const failed = await applyTimes(pool, root, critical, signal);
-    if (failed.length > 0) throw new NbcError('NBC_TIMES', `cannot set times (${failed.length} files), e.g. ${failed[0]}`);
     // Unchanged sources that keep a newer time only cost a needless rebuild: warn, do not undo.
-    const unchanged = plan.times.filter((t) => t.mtime === STORE_MTIME);
-    const warnings = (await applyTimes(pool, root, unchanged, signal)).map((f) => `cannot set the time of ${f}`);
+    const warnings = (await applyTimes(pool, root, plan.unchangedTimes, signal)).map((f) => `cannot set the time of ${f}`);
     return { restored, bytes, warnings };
   } catch (error) {
     for (const { path, kind } of created.reverse()) {

@@ -5,7 +5,8 @@ import { MessageChannel } from 'node:worker_threads';
 import { Header } from 'tar';
 import { compressor, decompressed } from './codec.js';
 import type { Compression } from './core/config.js';
-import { MANIFEST_FILE, META_FILE, parseMeta, type ArchiveMeta } from './core/meta.js';
+import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, parseMeta, type ArchiveMeta } from './core/meta.js';
+import { parseManifest, type Manifest } from './core/manifest.js';
 import type { ArtifactEntry } from './core/plan.js';
 import type { BytePath } from './core/paths.js';
 import { ArchiveError, NbcError } from './errors.js';
@@ -13,7 +14,7 @@ import type { WorkerPool } from './pool.js';
 import type { UnpackOptions, Unpacked } from './unpack.js';
 import type { PackCounts, PackMessage, UnpackMessage } from '../workers/types.js';
 
-export { MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.js';
+export { ARTIFACTS_FILE, MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.js';
 
 export type { PackCounts };
 
@@ -22,8 +23,11 @@ export interface PackInput {
   root: string;
   /** Byte paths to archive, sorted, each valid UTF-8; directories are stored without their contents. */
   entries: readonly BytePath[];
-  /** The archive's own files (path inside the archive → contents), made once the entries are packed. */
-  metaFiles: (counts: PackCounts) => ReadonlyMap<string, Buffer>;
+  /**
+   * The archive's own files (path inside the archive → contents), made once the entries are packed,
+   * from the counts and the MD5 of each packed file.
+   */
+  metaFiles: (counts: PackCounts, digests: Manifest) => ReadonlyMap<string, Buffer>;
   compression: Compression;
   /** Where the packing runs; one thread is enough. */
   pool: WorkerPool;
@@ -72,7 +76,8 @@ export function packArchive(input: PackInput): Readable {
           await new Promise<void>((resolve) => { wake = resolve; });
           wake = undefined;
         } else if ('end' in message) {
-          yield Buffer.concat([...input.metaFiles(message.end)].map(([path, data]) => tarFile(path, data, input.created)));
+          const files = input.metaFiles(message.end, new Map(message.digests));
+          yield Buffer.concat([...files].map(([path, data]) => tarFile(path, data, input.created)));
           yield Buffer.alloc(END_OF_ARCHIVE);
           return;
         } else {
@@ -103,6 +108,8 @@ export interface ExtractOptions extends UnpackOptions {
 
 export interface ExtractedArchive extends Unpacked {
   manifest: Buffer;
+  /** MD5 of each artifact file when it was saved. */
+  artifactDigests: Manifest;
   meta: ArchiveMeta;
 }
 
@@ -184,16 +191,20 @@ export async function extractArchive(source: AsyncIterable<Buffer>, options: Ext
 
 async function readMeta(staging: string, entries: readonly ArtifactEntry[]) {
   let manifest: Buffer;
+  let artifacts: Buffer;
   let json: unknown;
   try {
     manifest = await readFile(join(staging, MANIFEST_FILE));
+    artifacts = await readFile(join(staging, ARTIFACTS_FILE));
     json = JSON.parse(await readFile(join(staging, META_FILE), 'utf8'));
   } catch {
-    throw new ArchiveError(`not a nix-build-cache archive (no readable ${MANIFEST_FILE} and ${META_FILE})`);
+    throw new ArchiveError(`not a nix-build-cache archive (no readable ${MANIFEST_FILE}, ${ARTIFACTS_FILE} and ${META_FILE})`);
   }
+  const artifactDigests = parseManifest(artifacts);
+  if (artifactDigests.problems.length > 0) throw new ArchiveError(`bad artifact digests, ${artifactDigests.problems[0]}`, ARTIFACTS_FILE);
   const parsed = parseMeta(json);
   if ('problem' in parsed) throw new ArchiveError(parsed.problem, META_FILE);
   const files = entries.filter((entry) => entry.kind !== 'dir').length;
   if (parsed.meta.files !== files) throw new ArchiveError(`truncated archive: ${files} of ${parsed.meta.files} files`);
-  return { manifest, meta: parsed.meta };
+  return { manifest, artifactDigests: artifactDigests.manifest, meta: parsed.meta };
 }

@@ -15,9 +15,10 @@ import { summaryLine, type ListedCache, type Report, type RestoreReport } from '
 import type { S3Settings } from './stores/index.js';
 import { VERSION } from './version.js';
 
-type Command = 'restore' | 'save' | 'hash' | 'ls' | 'prune';
+type Command = 'restore' | 'settle' | 'save' | 'hash' | 'ls' | 'prune';
 const COMMANDS: Record<Command, string> = {
   restore: 'hash the source tree, fetch the newest usable cache and set times so that the build redoes what changed (run in preConfigure, from the source root)',
+  settle: 'after configure: give restored files that configure rewrote with the same content their restored times back (run in postConfigure)',
   save: 'archive the cache dirs with the manifest recorded by restore and store it under the cache name (run in preInstall)',
   hash: 'print the MD5 manifest of DIR (default: the current directory) in md5sum format',
   ls: 'list the cache archives in the store: name, size, age, key',
@@ -37,17 +38,18 @@ interface Spec {
 
 const BUILD = ['restore', 'save'] as const;
 const STORES = ['restore', 'save', 'ls', 'prune'] as const;
-const ALL = ['restore', 'save', 'hash', 'ls', 'prune'] as const;
+const ALL = ['restore', 'settle', 'save', 'hash', 'ls', 'prune'] as const;
+const AFTER_RESTORE = ['restore', 'settle', 'save'] as const;
 const OPTIONS: Record<string, Spec> = {
   store: { type: 'string', value: 'DIR|URL', env: ['NBC_STORE'], fallback: '$XDG_CACHE_HOME/nix-build-cache (or ~/.cache/nix-build-cache)', help: 'where archives are kept: a directory, file:///DIR or s3://BUCKET[/PREFIX]', commands: STORES },
   'cache-name': { type: 'string', value: 'NAME', env: ['NBC_CACHE_NAME'], fallback: 'required', help: "this build's cache, e.g. REPO/BRANCH", commands: BUILD },
   fallback: { type: 'string', multiple: true, value: 'NAME', env: ['NBC_FALLBACKS'], fallback: 'none', help: 'cache to try when --cache-name has none; repeatable, tried in order (env: comma-separated)', commands: ['restore'] },
-  'cache-dir': { type: 'string', multiple: true, value: 'DIR', env: ['NBC_CACHE_DIRS'], fallback: 'required', help: 'directory (relative to the source root) kept between builds; repeatable; "." is the whole tree (env: comma-separated)', commands: BUILD },
-  'state-dir': { type: 'string', value: 'DIR', env: ['NBC_STATE_DIR'], fallback: '$NIX_BUILD_TOP/.nix-build-cache, else one per source root in $TMPDIR', help: 'where restore records the manifest for save', commands: BUILD },
-  root: { type: 'string', value: 'DIR', env: ['NBC_ROOT'], fallback: 'the current directory', help: 'the source root', commands: ['restore'] },
+  'cache-dir': { type: 'string', multiple: true, value: 'DIR', env: ['NBC_CACHE_DIRS'], fallback: 'required', help: 'directory (relative to the source root) kept between builds; repeatable; "." is the whole tree (env: comma-separated)', commands: AFTER_RESTORE },
+  'state-dir': { type: 'string', value: 'DIR', env: ['NBC_STATE_DIR'], fallback: '$NIX_BUILD_TOP/.nix-build-cache, else one per source root in $TMPDIR', help: 'where restore records the manifest for settle and save', commands: AFTER_RESTORE },
+  root: { type: 'string', value: 'DIR', env: ['NBC_ROOT'], fallback: 'the current directory (settle, save: the root restore recorded for it or a parent)', help: 'the source root', commands: AFTER_RESTORE },
   compression: { type: 'string', value: 'gzip|zstd|none', env: ['NBC_COMPRESSION'], fallback: 'zstd', help: 'archive compression (part of the key; reading detects it); zstd runs the zstd program, level 1 on two threads', commands: BUILD },
   salt: { type: 'string', value: 'TEXT', env: ['NBC_SALT'], fallback: 'none', help: 'anything that makes caches incompatible, e.g. a toolchain fingerprint (part of the key)', commands: BUILD },
-  explain: { type: 'boolean', fallback: 'off', help: 'print how the plan classified each file: unchanged, changed, new, removed, restored, skipped', commands: ['restore'] },
+  explain: { type: 'boolean', fallback: 'off', help: 'print how the plan classified each file: unchanged, changed, new, removed, restored, skipped, rewritten', commands: ['restore'] },
   'max-unpacked': { type: 'string', value: 'SIZE', env: ['NBC_MAX_UNPACKED'], fallback: '32G', help: 'refuse archives that unpack to more (K, M, G suffixes)', commands: ['restore'] },
   'max-entries': { type: 'string', value: 'N', env: ['NBC_MAX_ENTRIES'], fallback: '2000000', help: 'refuse archives with more entries', commands: ['restore'] },
   endpoint: { type: 'string', value: 'URL', env: ['NBC_S3_ENDPOINT', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL'], fallback: 'AWS', help: 'S3-compatible server (path-style addressing)', commands: STORES },
@@ -67,7 +69,7 @@ const OPTIONS: Record<string, Spec> = {
   'dry-run': { type: 'boolean', fallback: 'off', help: 'list what prune would delete, delete nothing', commands: ['prune'] },
   threads: { type: 'string', value: 'N', env: ['NBC_THREADS'], fallback: 'number of cores', help: 'worker threads for hashing and setting times', commands: ['restore', 'save', 'hash'] },
   json: { type: 'string', value: 'FILE', env: ['NBC_JSON'], fallback: 'none', help: "write the run's report as JSON to FILE", commands: ALL },
-  strict: { type: 'boolean', env: ['NBC_STRICT'], fallback: 'off', help: 'fail (exit 1) on any cache problem instead of warning and building on', commands: BUILD },
+  strict: { type: 'boolean', env: ['NBC_STRICT'], fallback: 'off', help: 'fail (exit 1) on any cache problem instead of warning and building on', commands: AFTER_RESTORE },
   quiet: { type: 'boolean', env: ['NBC_QUIET'], fallback: 'off', help: 'print warnings only: no progress, no summary line', commands: ALL },
   help: { type: 'boolean', fallback: '', help: 'show this help', commands: ALL },
 };
@@ -264,6 +266,14 @@ async function execute(command: Command, values: Values, positionals: string[], 
     const dryRun = values['dry-run'] === true;
     const deleted = await pruneCaches({ ...store, dryRun, ...(olderThanMs === undefined ? {} : { olderThanMs }), ...(keep === undefined ? {} : { keep }) });
     return { command, store: location, dryRun, deleted: listed(deleted), seconds: seconds() };
+  }
+  if (command === 'settle') {
+    if (options.problems.length > 0) throw new ConfigError(options.problems);
+    const given = options.get('cache-dir') as string[] | undefined;
+    return (await import('./settle.js')).settle({
+      strict: built.strict === true, onWarning: hooks.onWarning, ...(given ? { cacheDirs: given } : {}),
+      ...(built.root === undefined ? {} : { root: built.root }), ...(built.stateDir === undefined ? {} : { stateDir: built.stateDir }),
+    });
   }
   if (command !== 'hash') {
     try {

@@ -5,11 +5,12 @@ import type { HasherName } from './native-hasher.js';
 export interface Attempt {
   name: string;
   key: string;
-  result: 'hit' | 'missing' | 'unusable';
+  /** unrelocatable: saved under another build root and not exactly movable here (a miss, not a problem). */
+  result: 'hit' | 'missing' | 'unusable' | 'unrelocatable';
   reason?: string;
 }
 
-export type ExplainStatus = 'unchanged' | 'changed' | 'new' | 'removed' | 'restored' | 'skipped';
+export type ExplainStatus = 'unchanged' | 'changed' | 'new' | 'removed' | 'restored' | 'skipped' | 'rewritten';
 
 export interface ExplainLine {
   status: ExplainStatus;
@@ -62,6 +63,20 @@ export interface SaveReport {
   seconds: number;
 }
 
+export interface SettleReport {
+  command: 'settle';
+  outcome: 'settled' | 'skipped' | 'error';
+  reason?: string;
+  /** Files restore put in place (below the cache dirs given). */
+  restored: number;
+  /** Of those, files whose time changed since restore (rewritten by configure, say). */
+  rewritten: number;
+  /** Of those, files with the saved content that got their restored time back. */
+  settled: number;
+  warnings: string[];
+  seconds: number;
+}
+
 export interface HashReport {
   command: 'hash';
   root: string;
@@ -97,7 +112,7 @@ export interface PruneReport {
   seconds: number;
 }
 
-export type Report = RestoreReport | SaveReport | HashReport | ListReport | PruneReport;
+export type Report = RestoreReport | SaveReport | SettleReport | HashReport | ListReport | PruneReport;
 
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
@@ -115,7 +130,7 @@ export function summaryLine(report: Report): string {
       const { sources: s, artifacts: a } = report;
       const head = report.hit
         ? `hit ${report.hit.name}${report.hit.fallback ? ' (fallback)' : ''}, key ${report.hit.key}`
-        : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}${t.result === 'missing' && t.reason ? `, ${t.reason}` : ''}`).join('; ') || 'nothing'})`;
+        : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}${t.result !== 'unusable' && t.reason ? `, ${t.reason}` : ''}`).join('; ') || 'nothing'})`;
       return `restore: ${head}; ${count(s.files, 'file')} hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `
         + `${count(a.restored, 'artifact')} restored (${megabytes(a.bytes)}), ${a.skipped} skipped; ${time}`;
     }
@@ -124,6 +139,11 @@ export function summaryLine(report: Report): string {
         ? `save: saved ${report.cacheName}${report.buildFailed ? ' (from a failed build)' : ''}, key ${report.key}; ${count(report.files, 'file')}, ${megabytes(report.bytes)} `
           + `-> ${megabytes(report.archiveBytes)}; ${time}`
         : `save: ${report.outcome} ${report.cacheName} (${report.reason}); ${time}`;
+    case 'settle':
+      return report.outcome === 'settled'
+        ? `settle: ${report.settled} of ${count(report.rewritten, 'rewritten file')} had the saved content and got the restored time back; `
+          + `${count(report.restored, 'file')} restored; ${time}`
+        : `settle: ${report.outcome} (${report.reason}); ${time}`;
     case 'ls':
       return `ls: ${count(report.caches.length, 'archive')}, ${megabytes(report.caches.reduce((sum, c) => sum + c.size, 0))} in ${report.store}; ${time}`;
     case 'prune':

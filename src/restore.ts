@@ -1,6 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { applyPlan } from './apply.js';
+import { applyPlan, createdPaths } from './apply.js';
 import { extractArchive } from './archive.js';
 import { parseManifest } from './core/manifest.js';
 import { objectKey, whyMissing } from './core/key.js';
@@ -12,7 +12,9 @@ import { hashTreeWithPool, type TreeHash } from './hash.js';
 import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './options.js';
 import { withPool, type WorkerPool } from './pool.js';
 import type { Attempt, ExplainLine, RestoreReport } from './report.js';
-import { defaultStateDir, prepareStateDir, writeState, type RestoreState } from './state.js';
+import { clearJournal, recoverInterruptedRestore, writeJournal } from './journal.js';
+import { moveNinjaTimes, NotRelocatable, relocateStaging } from './staging.js';
+import { defaultStateDir, prepareStateDir, writeRestored, writeState, type RestoredFile, type RestoreState } from './state.js';
 import { openStore, type Store } from './stores/index.js';
 
 /** Directories below `root` that a walk of it must not enter: the state dir, if it lies inside. */
@@ -21,7 +23,7 @@ export function skipInside(root: string, dir: string): Set<BytePath> {
   return inner === '' || inner.startsWith('..') || inner.startsWith('/') ? new Set() : new Set([bytePathFromText(inner)]);
 }
 
-function explainPlan(plan: RestorePlan, unhashable: readonly BytePath[]): ExplainLine[] {
+function explainPlan(plan: RestorePlan, unhashable: readonly BytePath[], rewritten: readonly BytePath[]): ExplainLine[] {
   const line = (status: ExplainLine['status'], path: BytePath, reason?: string): ExplainLine =>
     (reason === undefined ? { status, path: textFromBytePath(path) } : { status, path: textFromBytePath(path), reason });
   const unreadable = new Set(unhashable);
@@ -32,6 +34,7 @@ function explainPlan(plan: RestorePlan, unhashable: readonly BytePath[]): Explai
     ...plan.diff.removed.map((p) => line('removed', p)),
     ...plan.restore.filter((e) => e.kind !== 'dir').map((e) => line('restored', e.path)),
     ...plan.skipped.map((s) => line('skipped', s.path, s.reason)),
+    ...rewritten.map((path) => line('rewritten', path, 'build root relocated')),
   ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -48,7 +51,7 @@ interface Context {
 
 /** What the plan left in the tree, as save will see it if the build changes nothing. */
 function restoredFingerprint(plan: RestorePlan): string {
-  const times = new Map(plan.times.map((t) => [t.path, t.mtime]));
+  const times = new Map(plan.artifactTimes.map((t) => [t.path, t.mtime]));
   return artifactFingerprint(plan.restore.filter((e) => e.kind !== 'dir').map((e) => ({
     path: e.path, size: e.kind === 'file' ? e.size : 0, mtimeMs: (times.get(e.path) ?? 0) * 1000,
   })));
@@ -70,9 +73,12 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     });
     const cached = parseManifest(archive.manifest);
     if (cached.problems.length > 0) throw new ArchiveError(`bad manifest, ${cached.problems[0]}`, '.cache-meta/MD5SUMS');
+    const rewritten = archive.meta.root === ctx.root ? [] : await relocateStaging(staging, archive.entries, archive.meta.root, ctx.root);
     const plan = planRestore(ctx.tree, cached.manifest, archive.entries, changedSourceTime(Date.now()));
-    const rootBytes = Buffer.from(ctx.root);
-    const applied = await applyPlan(plan, Buffer.from(staging), rootBytes, ctx.tree.dirs, ctx.pool, config.signal);
+    await moveNinjaTimes(staging, plan.restore, plan.clock);
+    await writeRestored(ctx.stateDir, restoredFiles(plan, archive.artifactDigests));
+    const applied = await applyPlan(plan, Buffer.from(staging), Buffer.from(ctx.root), ctx.tree.dirs, ctx.pool, config.signal,
+      () => writeJournal(ctx.stateDir, ctx.root, createdPaths(plan, ctx.tree.dirs)));
     [...archive.warnings, ...applied.warnings].forEach((w) => warn(ctx, w));
     if (plan.skipped.length > 0) {
       const [first] = plan.skipped;
@@ -84,11 +90,21 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     });
     report.artifacts = { restored: applied.restored, skipped: plan.skipped.length, bytes: applied.bytes };
     report.hit = { name, key, fallback: name !== config.cacheName };
-    if (config.explain) report.explain = explainPlan(plan, ctx.tree.unhashable);
+    if (config.explain) report.explain = explainPlan(plan, ctx.tree.unhashable, rewritten);
     return restoredFingerprint(plan);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** Each restored file that has a saved digest, with the time it got: what settle compares with. */
+function restoredFiles(plan: RestorePlan, digests: ReadonlyMap<BytePath, string>): RestoredFile[] {
+  const files: RestoredFile[] = [];
+  for (const { path, mtime } of plan.artifactTimes) {
+    const digest = digests.get(path);
+    if (digest !== undefined) files.push([path, digest, mtime]);
+  }
+  return files;
 }
 
 function warn(ctx: { report: RestoreReport; config: ResolvedOptions }, message: string): void {
@@ -101,6 +117,13 @@ async function missing(ctx: Context, name: string, key: string): Promise<Attempt
   const others = (await ctx.store.list(ctx.config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
   const reason = whyMissing(key, others);
   return reason === undefined ? { name, key, result: 'missing' } : { name, key, result: 'missing', reason };
+}
+
+/** Staging dirs of restores that were killed: nobody else writes in a state dir. */
+async function removeStaleStaging(stateDir: string): Promise<void> {
+  for (const name of await readdir(stateDir)) {
+    if (name.startsWith('staging-')) await rm(join(stateDir, name), { recursive: true, force: true });
+  }
 }
 
 /** Tries the cache name, then each fallback; the first usable archive is restored. */
@@ -117,8 +140,16 @@ async function restoreFirstUsable(ctx: Context): Promise<void> {
       report.attempts.push({ name, key, result: 'hit' });
       report.outcome = 'hit';
       await writeState(ctx.stateDir, { ...ctx.state, hit: { name, key, artifacts } });
+      // Last: killed before this, the next restore of this tree undoes this one (see journal.ts).
+      await clearJournal(ctx.stateDir);
       return;
     } catch (error) {
+      // A failed apply removed what it had moved in; nothing is left to undo.
+      await clearJournal(ctx.stateDir);
+      if (error instanceof NotRelocatable) {
+        report.attempts.push({ name, key, result: 'unrelocatable', reason: error.message });
+        continue;
+      }
       if (config.strict || config.signal?.aborted) throw error;
       const reason = describeError(error);
       report.attempts.push({ name, key, result: 'unusable', reason });
@@ -144,6 +175,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   let store: Store | undefined;
   try {
     const stateDir = await prepareStateDir(config.stateDir ?? defaultStateDir(root));
+    const recovered = await recoverInterruptedRestore(stateDir, root);
+    if (recovered) warn({ report, config }, recovered);
+    await removeStaleStaging(stateDir);
     await withPool(undefined, config.threads, async (pool) => {
       // The store opens while the pool hashes: loading the AWS SDK takes a tenth of a second.
       const opening = openStore(config.store, config.s3);

@@ -1,5 +1,6 @@
 import { lstat } from 'node:fs/promises';
-import { MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
+import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
+import { formatManifest } from './core/manifest.js';
 import type { ArchiveMeta } from './core/meta.js';
 import { artifactFingerprint, type ArtifactState } from './core/plan.js';
 import { ARCHIVE_FORMAT, objectKey } from './core/key.js';
@@ -98,13 +99,16 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         const opened = store = await openStore(config.store, config.s3);
         const body = packArchive({
           root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
-          metaFiles: (counts) => {
+          metaFiles: (counts, digests) => {
             Object.assign(report, counts);
             const meta: ArchiveMeta = {
-              format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], created: created.toISOString(),
+              format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], root, created: created.toISOString(),
               ...counts, sources: loaded.manifest.size, ...(options.buildFailed ? { buildFailed: true } : {}),
             };
-            return new Map([[MANIFEST_FILE, loaded.manifestText], [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)]]);
+            return new Map([
+              [MANIFEST_FILE, loaded.manifestText], [ARTIFACTS_FILE, formatManifest(digests)],
+              [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)],
+            ]);
           },
         });
         report.archiveBytes = (await opened.put(key, body, config.signal)).bytes;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { formatManifest, parseManifest, type Manifest } from './core/manifest.js';
@@ -43,7 +43,10 @@ async function writeAtomically(path: string, data: Buffer | string): Promise<voi
 }
 
 export async function writeState(dir: string, state: RestoreState, manifest?: Manifest): Promise<void> {
-  if (manifest) await writeAtomically(join(dir, MANIFEST_FILE), formatManifest(manifest));
+  if (manifest) {
+    await writeAtomically(join(dir, MANIFEST_FILE), formatManifest(manifest));
+    await rm(join(dir, RESTORED_FILE), { force: true });
+  }
   await writeAtomically(join(dir, STATE_FILE), JSON.stringify(state));
 }
 
@@ -78,5 +81,24 @@ export async function findState(start: string): Promise<LoadedState | undefined>
     const found = await readState(defaultStateDir(dir));
     if (found && found.state.root === dir) return found;
     if (dirname(dir) === dir) return undefined;
+  }
+}
+
+const RESTORED_FILE = 'restored.json';
+
+/** A restored file as settle needs it: its digest when saved and the time restore gave it (seconds). */
+export type RestoredFile = [path: BytePath, digest: string, mtime: number];
+
+export function writeRestored(dir: string, files: readonly RestoredFile[]): Promise<void> {
+  return writeAtomically(join(dir, RESTORED_FILE), JSON.stringify(files));
+}
+
+/** The files the last restore with this state dir put in place; [] when it restored nothing. */
+export async function readRestored(dir: string): Promise<RestoredFile[]> {
+  try {
+    return JSON.parse(await readFile(join(dir, RESTORED_FILE), 'utf8')) as RestoredFile[];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new NbcError('NBC_STATE', `${join(dir, RESTORED_FILE)} is unreadable: ${(error as Error).message}`);
   }
 }

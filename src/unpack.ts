@@ -4,7 +4,7 @@
 import { chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
 import { Parser, type ReadEntry } from 'tar';
 import { DEFAULT_LIMITS, type ExtractLimits } from './core/config.js';
-import { MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.js';
+import { META_DIR, META_FILES } from './core/meta.js';
 import type { ArtifactEntry, ArtifactKind } from './core/plan.js';
 import {
   ancestorsOf, bytePathFromText, isWithin, normalizeRelative, parentOf, resolveLinkTarget,
@@ -77,7 +77,7 @@ class EntryChecker {
   }
 
   #allowed(path: string): boolean {
-    if (path === META_DIR || path === MANIFEST_FILE || path === META_FILE) return true;
+    if (path === META_DIR || (META_FILES as readonly string[]).includes(path)) return true;
     return !isWithin(path, META_DIR) && this.#options.cacheDirs.some((dir) => isWithin(path, dir));
   }
 

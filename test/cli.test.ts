@@ -70,7 +70,7 @@ test('an unwritable store is a warning and exit 0; with --strict exit 1', async 
   writeFileSync(join(root, 'obj/b.o'), 'artifact');
   const result = await runCli(['save', ...args], { cwd: root });
   assert.is(result.code, 0);
-  assert.match(result.stderr, /warning: save failed, the build goes on: write .*x\/v1-.* failed/);
+  assert.match(result.stderr, /warning: save failed, the build goes on: write .*x\/v2-.* failed/);
   const strict = await runCli(['save', ...args, '--strict'], { cwd: root });
   assert.is(strict.code, 1);
   assert.match(strict.stderr, /error: write/);
@@ -105,7 +105,7 @@ test('save finds the restore of the source root from a directory below it (confi
   assert.is((await runCli(['restore', ...args], { cwd: root, env })).code, 0);
   writeFileSync(join(root, 'build', 'out.o'), 'object');
   const saved = await runCli(['save', ...args], { cwd: join(root, 'build'), env });
-  assert.match(saved.stderr, /save: saved cd, key cd\/v1-\w+\.tar\.zst; 1 file, /);
+  assert.match(saved.stderr, /save: saved cd, key cd\/v2-\w+\.tar\.zst; 1 file, /);
   assert.is(readdirSync(env.TMPDIR).length, 1, 'one state dir, in $TMPDIR');
 });
 
@@ -120,7 +120,7 @@ test('ls and prune work on the local store too', async () => {
     assert.match((await runCli(['save', ...args], { cwd: root })).stderr, /save: saved/);
   }
   const ls = await runCli(['ls', '--store', store], { cwd: dir });
-  assert.match(ls.stdout, /^NAME +SIZE +AGE +KEY\none +0\.0 MB +0m +one\/v1-\w+\.tar\.zst\ntwo\/nested +.* two\/nested\/v1-\w+\.tar\.zst\n$/);
+  assert.match(ls.stdout, /^NAME +SIZE +AGE +KEY\none +0\.0 MB +0m +one\/v2-\w+\.tar\.zst\ntwo\/nested +.* two\/nested\/v2-\w+\.tar\.zst\n$/);
   assert.match(ls.stderr, /ls: 2 archives/);
   const dry = await runCli(['prune', '--store', store, '--older-than', '0s', '--dry-run', '--json', join(dir, 'prune.json')], { cwd: dir });
   assert.match(dry.stdout, /would delete +one .*\nwould delete +two\/nested /);

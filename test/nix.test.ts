@@ -104,6 +104,8 @@ test('cold build equals the unwrapped one; one changed .c recompiles exactly it;
   assert.equal(warm.compiled, [`${unitName(2)}.c`]);
   assert.ok(warm.linked);
   assert.match(warm.log, /restore: hit main/);
+  assert.match(warm.log, /nix-build-cache settle: \d+ of \d+ rewritten files? had the saved content and got the restored time back; \d+ files? restored/,
+    'settle ran in postConfigure');
   const clean = await built({ src: v2, wrap: false });
   assert.ok(readFileSync(join(warm.out, 'bin/prog')).equals(readFileSync(join(clean.out, 'bin/prog'))));
   const checked = await built({ src: v2, cache, check: true, run: warm.run });

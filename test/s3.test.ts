@@ -84,7 +84,7 @@ test('dead endpoint (closed port): one warning, tree unchanged, in well under 10
   const { port } = closed.address() as { port: number };
   await new Promise((resolve) => closed.close(resolve));
   const seconds = await restoreFailsOpen(s3Env({ NBC_S3_ENDPOINT: `http://127.0.0.1:${port}` }), [],
-    /cache main is unusable.*download s3:\/\/nbc-test\/ci\/main\/v1-\w+\.tar\.zst failed: .*ECONNREFUSED.*is the endpoint right/);
+    /cache main is unusable.*download s3:\/\/nbc-test\/ci\/main\/v2-\w+\.tar\.zst failed: .*ECONNREFUSED.*is the endpoint right/);
   assert.ok(seconds < 10, `took ${seconds} s`);
 });
 
@@ -186,7 +186,7 @@ test('ls lists caches; prune --dry-run lists what prune then deletes, and only t
   for (const name of ['alpha', 'beta']) await nixLikeBuild(work, env, files, name);
   const ls = await cli(['ls'], work, env);
   assert.is(ls.code, 0, ls.stderr);
-  assert.match(ls.stdout, /^NAME\s+SIZE\s+AGE\s+KEY\nalpha\s+[\d.]+ MB\s+\d+m\s+alpha\/v1-\w+\.tar\.zst\nbeta\s+.*beta\/v1-\w+\.tar\.zst\n$/);
+  assert.match(ls.stdout, /^NAME\s+SIZE\s+AGE\s+KEY\nalpha\s+[\d.]+ MB\s+\d+m\s+alpha\/v2-\w+\.tar\.zst\nbeta\s+.*beta\/v2-\w+\.tar\.zst\n$/);
   const dry = await cli(['prune', '--older-than', '0s', '--dry-run'], work, env);
   assert.match(dry.stdout, /would delete\s+alpha .*\nwould delete\s+beta /);
   assert.match((await cli(['ls'], work, env)).stdout, /alpha[\s\S]*beta/, 'dry run deleted nothing');
@@ -195,10 +195,10 @@ test('ls lists caches; prune --dry-run lists what prune then deletes, and only t
   // A second, newer archive of alpha (another compression is another key): --keep 1 now selects the older.
   await nixLikeBuild(work, env, files, 'alpha', { extraArgs: ['--compression', 'none'], saveArgs: ['--compression', 'none'] });
   const keepDry = await cli(['prune', '--keep', '1', '--dry-run'], work, env);
-  assert.match(keepDry.stdout, /^would delete\s+alpha\s.*alpha\/v1-\w+\.tar\.zst\n$/);
+  assert.match(keepDry.stdout, /^would delete\s+alpha\s.*alpha\/v2-\w+\.tar\.zst\n$/);
   const keepOne = await cli(['prune', '--keep', '1'], work, env);
   assert.is(keepOne.stdout, keepDry.stdout.replace(/would delete /g, 'deleted '));
-  assert.match((await cli(['ls'], work, env)).stdout, /\nalpha\s.*alpha\/v1-\w+\.tar\n(?!alpha)beta\s/);
+  assert.match((await cli(['ls'], work, env)).stdout, /\nalpha\s.*alpha\/v2-\w+\.tar\n(?!alpha)beta\s/);
   const pruned = await cli(['prune', '--older-than', '0s'], work, env);
   assert.match(pruned.stdout, /deleted\s+alpha[\s\S]*deleted\s+beta/);
   assert.is((await cli(['ls'], work, env)).stdout, '');

@@ -33,8 +33,13 @@ export function rawTar(entries: readonly RawEntry[]): Buffer {
 
 /** The meta files a valid archive ends with, for `files` files below the cache dirs. */
 export function metaEntries(files: number, manifest = ''): RawEntry[] {
-  const meta = { format: 1, toolVersion: 'test', cacheDirs: ['obj'], created: new Date(0).toISOString(), files, dirs: 0, bytes: 0, sources: 0 };
-  return [{ path: '.cache-meta/MD5SUMS', data: manifest }, { path: '.cache-meta/meta.json', data: JSON.stringify(meta) }];
+  const meta = {
+    format: 2, toolVersion: 'test', cacheDirs: ['obj'], root: '/build', created: new Date(0).toISOString(), files, dirs: 0, bytes: 0, sources: 0,
+  };
+  return [
+    { path: '.cache-meta/MD5SUMS', data: manifest }, { path: '.cache-meta/ARTIFACTS', data: '' },
+    { path: '.cache-meta/meta.json', data: JSON.stringify(meta) },
+  ];
 }
 
 /** Puts an archive where restore looks for `name` with cache dir obj and gzip. */

@@ -202,13 +202,16 @@ export async function pack(task: PackTask): Promise<void> {
     if (entry.encode()) put(new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime }).encode());
     put(entry.block!);
   };
-  const fileContent = (absolute: Buffer, path: string, size: number) => {
+  // MD5 of each file as it passes through the chunk: settle compares rewritten files with it.
+  const fileContent = (absolute: Buffer, path: string, size: number): string => {
     const fd = openSync(absolute, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const digest = createHash('md5');
     try {
       for (let left = size; left > 0;) {
         if (used === PACK_CHUNK) send();
         const n = readSync(fd, chunk, used, Math.min(left, PACK_CHUNK - used), null);
         if (n === 0) throw new Error(`${path}: file shrank while it was being packed`);
+        digest.update(chunk.subarray(used, used + n));
         used += n;
         left -= n;
       }
@@ -216,9 +219,11 @@ export async function pack(task: PackTask): Promise<void> {
       closeSync(fd);
     }
     zeros((BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE);
+    return digest.digest('hex');
   };
 
   const firstPathOfInode = new Map<string, string>();
+  const digests: [string, string][] = [];
   for (const bytePath of task.entries) {
     const absolute = Buffer.from(`${task.root}/${bytePath}`, 'latin1');
     const stat = lstatSync(absolute);
@@ -238,7 +243,7 @@ export async function pack(task: PackTask): Promise<void> {
       } else {
         if (stat.nlink > 1) firstPathOfInode.set(inode, path);
         header({ path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) });
-        fileContent(absolute, path, stat.size);
+        digests.push([bytePath, fileContent(absolute, path, stat.size)]);
         counts.bytes += stat.size;
       }
       counts.files++;
@@ -246,7 +251,7 @@ export async function pack(task: PackTask): Promise<void> {
     // Anything else (a fifo that appeared since the listing) is left out, as the listing does.
   }
   if (used > 0) send();
-  const end: PackMessage = { end: counts };
+  const end: PackMessage = { end: counts, digests };
   task.port.postMessage(end);
 }
 

@@ -66,7 +66,7 @@ export interface PackTask {
 }
 
 /** Posted on the task's port: a chunk of tar, then once `end` with what was packed. */
-export type PackMessage = { chunk: ArrayBuffer; bytes: number } | { end: PackCounts };
+export type PackMessage = { chunk: ArrayBuffer; bytes: number } | { end: PackCounts; digests: [string, string][] };
 
 export interface PackCounts {
   files: number;

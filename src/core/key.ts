@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Compression } from './config.js';
 
 /** Version of the archive layout; bump it when an archive's meaning changes. */
-export const ARCHIVE_FORMAT = 1;
+export const ARCHIVE_FORMAT = 2;
 
 const EXTENSIONS: Record<Compression, string> = { gzip: '.tar.gz', zstd: '.tar.zst', none: '.tar' };
 

@@ -4,12 +4,18 @@ import { ARCHIVE_FORMAT } from './key.js';
 export const META_DIR = '.cache-meta';
 export const MANIFEST_FILE = `${META_DIR}/MD5SUMS`;
 export const META_FILE = `${META_DIR}/meta.json`;
+/** MD5 of every artifact file at save time (md5sum format), so settle can tell a rewrite with the same content. */
+export const ARTIFACTS_FILE = `${META_DIR}/ARTIFACTS`;
+/** The archive's own files, in the order they are stored. */
+export const META_FILES = [MANIFEST_FILE, ARTIFACTS_FILE, META_FILE] as const;
 
 /** `.cache-meta/meta.json`: what an archive holds and what made it. */
 export interface ArchiveMeta {
   format: number;
   toolVersion: string;
   cacheDirs: string[];
+  /** Absolute source root of the build that saved it: a restore elsewhere relocates from it. */
+  root: string;
   /** ISO 8601 time the archive was made. */
   created: string;
   /** Files and symlinks below the cache dirs. */
@@ -35,6 +41,9 @@ export function parseMeta(value: unknown): { meta: ArchiveMeta } | { problem: st
   }
   if (record.format !== ARCHIVE_FORMAT) {
     return { problem: `archive format ${String(record.format)} is not ${ARCHIVE_FORMAT}; made by another version` };
+  }
+  if (typeof record.root !== 'string' || !record.root.startsWith('/')) {
+    return { problem: `meta.json: root is not an absolute path (got ${JSON.stringify(record.root)})` };
   }
   return { meta: record as unknown as ArchiveMeta };
 }

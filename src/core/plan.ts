@@ -38,21 +38,57 @@ export interface TimeAssignment {
   mtime: number;
 }
 
+/**
+ * Where restored artifacts go in time: archived second `seconds[i]` (ascending, distinct) becomes
+ * `lastMs - (seconds.length - 1 - i)` milliseconds. The artifacts keep their archived order in a
+ * window just before the new and changed sources' times, so they are newer than anything outside
+ * the tree (system headers, toolchains) and older than every new or changed source.
+ */
+export interface ArtifactClock {
+  seconds: readonly number[];
+  /** Milliseconds since the epoch given to the newest archived second. */
+  lastMs: number;
+}
+
+/**
+ * The restored time, in milliseconds, of a time a tool recorded (ninja's logs), given in seconds:
+ * that of the newest archived second not after it, so recorded and restored times keep their order.
+ * Before the first archived second: a step before the window.
+ */
+export function restoredMs(clock: ArtifactClock, recordedSeconds: number): number {
+  const { seconds } = clock;
+  let low = 0;
+  let high = seconds.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (seconds[middle]! <= recordedSeconds) low = middle + 1;
+    else high = middle;
+  }
+  return clock.lastMs - (seconds.length - low);
+}
+
 export interface RestorePlan {
   diff: ManifestDiff;
   /** Entries to move into the tree, parents before children. */
   restore: ArtifactEntry[];
   skipped: SkippedArtifact[];
-  /** Times for every source file and every restored non-directory artifact. */
-  times: TimeAssignment[];
+  clock: ArtifactClock;
+  /** Every restored non-directory artifact, with its time (seconds). Applied before the move. */
+  artifactTimes: TimeAssignment[];
+  /** Changed, unhashable and (a second older) new sources: newer than every artifact. Applied before the move. */
+  changedTimes: TimeAssignment[];
+  /** Unchanged sources: STORE_MTIME, older than everything. Applied last: it only makes files older. */
+  unchangedTimes: TimeAssignment[];
 }
 
 /**
  * Decides what a restore does so that the build tool redoes exactly what changed:
  * - sources whose digest equals the cached manifest get STORE_MTIME, whatever patchPhase did;
- * - restored artifacts get STORE_MTIME + 1 + rank of their archived mtime, so they are newer than
- *   every unchanged source, older than every changed one, and keep their order among themselves;
- * - changed, new and unhashable sources get `changedTime` (newer than any artifact).
+ * - restored artifacts get times in a window of milliseconds ending two seconds before
+ *   `changedTime`, in the order of their archived times (see ArtifactClock);
+ * - new files get a second before `changedTime`: newer than every artifact, and older than every
+ *   changed source, since a new file may be an output of an earlier build in the same tree;
+ * - changed and unhashable sources get `changedTime`.
  * Removed sources need no time: their users changed too. A stale copy of one in the archive is
  * never restored (nor is anything at a current source path), so a removed source stays removed.
  */
@@ -63,11 +99,15 @@ export function planRestore(tree: SourceTree, cached: Manifest, entries: readonl
   for (const path of tree.unhashable) diff.changed.push(path);
   diff.changed.sort();
   const { restore, skipped } = selectArtifacts(tree, cached, entries);
-  const times: TimeAssignment[] = [];
-  for (const path of diff.unchanged) times.push({ path, mtime: STORE_MTIME });
-  for (const path of [...diff.changed, ...diff.added]) times.push({ path, mtime: changedTime });
-  for (const time of rankArtifactTimes(restore.filter((entry) => entry.kind !== 'dir'))) times.push(time);
-  return { diff, restore, skipped, times };
+  const unchangedTimes = diff.unchanged.map((path) => ({ path, mtime: STORE_MTIME }));
+  const changedTimes = [
+    ...diff.changed.map((path) => ({ path, mtime: changedTime })), ...diff.added.map((path) => ({ path, mtime: changedTime - 1 })),
+  ];
+  const artifacts = restore.filter((entry) => entry.kind !== 'dir');
+  const seconds = [...new Set(artifacts.map((entry) => entry.mtime))].sort((a, b) => a - b);
+  const clock: ArtifactClock = { seconds, lastMs: (changedTime - 2) * 1000 };
+  const artifactTimes = artifacts.map((entry) => ({ path: entry.path, mtime: restoredMs(clock, entry.mtime) / 1000 }));
+  return { diff, restore, skipped, clock, artifactTimes, changedTimes, unchangedTimes };
 }
 
 function selectArtifacts(tree: SourceTree, cached: Manifest, entries: readonly ArtifactEntry[]) {
@@ -86,15 +126,6 @@ function selectArtifacts(tree: SourceTree, cached: Manifest, entries: readonly A
     else if (reason !== undefined) skipped.push({ path: entry.path, reason });
   }
   return { restore, skipped };
-}
-
-function rankArtifactTimes(artifacts: readonly ArtifactEntry[]): TimeAssignment[] {
-  const byAge = [...artifacts].sort((a, b) => a.mtime - b.mtime || (a.path < b.path ? -1 : 1));
-  let rank = 0;
-  return byAge.map((entry, index) => {
-    if (index > 0 && entry.mtime !== byAge[index - 1]!.mtime) rank++;
-    return { path: entry.path, mtime: STORE_MTIME + 1 + rank };
-  });
 }
 
 /** The time given to changed sources: a second before `nowMs`, in whole seconds, so that files the
@@ -116,6 +147,7 @@ export interface ArtifactState {
  * restore and again at save: equal digests mean the build changed nothing worth uploading.
  */
 export function artifactFingerprint(artifacts: Iterable<ArtifactState>): string {
-  const lines = [...artifacts].map((a) => `${a.path}\0${a.size}\0${a.mtimeMs}\n`).sort();
+  // Whole milliseconds: a time set from a fraction of a second reads back a microsecond off.
+  const lines = [...artifacts].map((a) => `${a.path}\0${a.size}\0${Math.round(a.mtimeMs)}\n`).sort();
   return createHash('sha256').update(lines.join(''), 'latin1').digest('hex');
 }

@@ -45,7 +45,7 @@ test('resolveOptions reports every problem at once in one ConfigError', () => {
 
 test('keys change with everything that changes an archive, and only with that', () => {
   const base = objectKey('main', { cacheDirs: ['obj', 'dist'], compression: 'gzip' });
-  assert.match(base, /^main\/v1-[0-9a-f]{16}\.tar\.gz$/);
+  assert.match(base, /^main\/v2-[0-9a-f]{16}\.tar\.gz$/);
   const salted = objectKey('main', { cacheDirs: ['obj', 'dist'], compression: 'gzip', salt: 'gcc-13' });
   assert.is(salted.slice(0, 16), base.slice(0, 16), 'the salt changes only the second half');
   assert.match(whyMissing(salted, [base]) ?? '', /another toolchain salt/);

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { changedSourceTime, planRestore, STORE_MTIME, type ArtifactEntry, type SourceTree } from '../../src/core/plan.js';
+import { changedSourceTime, planRestore, restoredMs, STORE_MTIME, type ArtifactEntry, type SourceTree } from '../../src/core/plan.js';
 
 const A = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 const B = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
@@ -10,13 +10,14 @@ function tree(digests: Record<string, string>, dirs: string[] = [], unhashable: 
   return { digests: new Map(Object.entries(digests)), dirs: new Set(dirs), unhashable };
 }
 const file = (path: string, mtime: number): ArtifactEntry => ({ path, kind: 'file', mtime, size: 1 });
-const timesOf = (plan: ReturnType<typeof planRestore>) => Object.fromEntries(plan.times.map((t) => [t.path, t.mtime]));
+const timesOf = (plan: ReturnType<typeof planRestore>) =>
+  Object.fromEntries([...plan.unchangedTimes, ...plan.changedTimes, ...plan.artifactTimes].map((t) => [t.path, t.mtime]));
 
 const test = suite('mtime plan');
 
-test('unchanged sources get the store mtime, changed and new ones get the changed time', () => {
+test('unchanged sources get the store mtime, changed ones the changed time, new ones a second less', () => {
   const plan = planRestore(tree({ 'a.c': A, 'b.c': B, 'new.c': A }), new Map([['a.c', A], ['b.c', A]]), [], NOW);
-  assert.equal(timesOf(plan), { 'a.c': STORE_MTIME, 'b.c': NOW, 'new.c': NOW });
+  assert.equal(timesOf(plan), { 'a.c': STORE_MTIME, 'b.c': NOW, 'new.c': NOW - 1 });
 });
 
 test('artifacts sit strictly between unchanged and changed sources and keep their order', () => {
@@ -27,11 +28,23 @@ test('artifacts sit strictly between unchanged and changed sources and keep thei
   assert.ok(STORE_MTIME < t['obj/a.o']! && t['obj/a.o']! < t['obj/c.o']! && t['obj/c.o']! < t['obj/prog']! && t['obj/prog']! < NOW);
 });
 
+test('artifacts are newer than anything outside the tree: a window of milliseconds two seconds before the changed time', () => {
+  const entries = [file('obj/prog', 5000), file('obj/a.o', 4000), file('obj/c.o', 4500)];
+  const t = timesOf(planRestore(tree({}), new Map(), entries, NOW));
+  assert.equal([t['obj/a.o'], t['obj/c.o'], t['obj/prog']], [NOW - 2.002, NOW - 2.001, NOW - 2]);
+});
+
+test('restoredMs maps recorded times onto the window, keeping their order', () => {
+  const clock = { seconds: [100, 200, 300], lastMs: 9_000_000 };
+  assert.equal([50, 100, 150, 200, 299, 300, 1e9].map((s) => restoredMs(clock, s)),
+    [8_999_997, 8_999_998, 8_999_998, 8_999_999, 8_999_999, 9_000_000, 9_000_000]);
+});
+
 test('a cache of hundreds of thousands of artifacts plans without overflowing the stack', () => {
   const entries = Array.from({ length: 300_000 }, (_, i) => file(`obj/f${i}.o`, 4000 + (i % 7)));
   const unhashable = Array.from({ length: 300_000 }, (_, i) => `src/u${i}.c`);
   const plan = planRestore(tree({}, ['obj'], unhashable), new Map(), entries, NOW);
-  assert.is(plan.times.length, 600_000);
+  assert.is(plan.artifactTimes.length + plan.changedTimes.length, 600_000);
   assert.is(plan.diff.changed.length, 300_000);
 });
 

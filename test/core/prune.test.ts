@@ -6,15 +6,15 @@ import { cacheNameOf, parseDuration, selectForPrune, type CacheObject } from '..
 const NOW = Date.parse('2026-11-25T12:00:00Z');
 const DAY = 86_400_000;
 const archive = (name: string, daysOld: number, n = 0): CacheObject =>
-  ({ name, key: `${name}/v1-${String(n).padStart(16, '0')}.tar.gz`, size: 1, modified: new Date(NOW - daysOld * DAY) });
+  ({ name, key: `${name}/v2-${String(n).padStart(16, '0')}.tar.gz`, size: 1, modified: new Date(NOW - daysOld * DAY) });
 
 const prune = suite('prune selection');
 
 prune('keys: archives name their cache; digests and temporary files are not archives', () => {
-  assert.is(cacheNameOf('repo/main/v1-0123456789abcdef.tar.gz'), 'repo/main');
-  assert.is(cacheNameOf('main/v1-0123456789abcdef.tar'), 'main');
-  assert.is(cacheNameOf('main/v1-0123456789abcdef.tar.gz.0011223344556677.sha256'), undefined);
-  assert.is(cacheNameOf('main/v1-0123456789abcdef.tar.gz.tmp-12-ab'), undefined);
+  assert.is(cacheNameOf('repo/main/v2-0123456789abcdef.tar.gz'), 'repo/main');
+  assert.is(cacheNameOf('main/v2-0123456789abcdef.tar'), 'main');
+  assert.is(cacheNameOf('main/v2-0123456789abcdef.tar.gz.0011223344556677.sha256'), undefined);
+  assert.is(cacheNameOf('main/v2-0123456789abcdef.tar.gz.tmp-12-ab'), undefined);
 });
 
 prune('durations', () => {

@@ -22,8 +22,8 @@ async function read(stream: AsyncIterable<Buffer> | undefined): Promise<string> 
 
 test('put then get returns the bytes; a missing key is undefined', async () => {
   const store = new FileStore(dir);
-  assert.equal(await store.put('name/v1-x.tar.gz', Readable.from([Buffer.from('hello '), Buffer.from('world')])), { bytes: 11 });
-  assert.is(await read(await store.get('name/v1-x.tar.gz')), 'hello world');
+  assert.equal(await store.put('name/v2-x.tar.gz', Readable.from([Buffer.from('hello '), Buffer.from('world')])), { bytes: 11 });
+  assert.is(await read(await store.get('name/v2-x.tar.gz')), 'hello world');
   assert.is(await store.get('name/other'), undefined);
 });
 
