@@ -1,9 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { chmod, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { describeError, StoreError } from '../errors.js';
 import type { Store, StoredObject } from './store.js';
+
+// A store directory that is group-writable (the set-up for many build users: `install -d -m 2775
+// -o root -g nixbld DIR`) is shared: what a save creates there is group-writable too, whatever the
+// umask (022 in Nix builds), so the next build user can replace it.
+const SHARED_DIR_MODE = 0o2775;
+const SHARED_FILE_MODE = 0o664;
+
+const WRITE_HINT = 'the store directory must exist and be writable by the build users '
+  + '(one-time set-up: install -d -m 2775 -o root -g nixbld DIR, and for sandboxed builds extra-sandbox-paths = DIR?)';
 
 /** A directory of archives: the default store, for one machine or a shared file system. */
 export class FileStore implements Store {
@@ -32,12 +41,33 @@ export class FileStore implements Store {
     return handle.createReadStream({ highWaterMark: 1 << 20 });
   }
 
+  /** Creates the directories of `path` below the store; in a shared store, group-writable and setgid. */
+  async #makeParents(path: string, shared: boolean): Promise<void> {
+    if (!shared) {
+      await mkdir(dirname(path), { recursive: true });
+      return;
+    }
+    let dir = this.#dir;
+    for (const part of relative(this.#dir, dirname(path)).split(sep).filter(Boolean)) {
+      dir = join(dir, part);
+      try {
+        await mkdir(dir);
+        await chmod(dir, SHARED_DIR_MODE);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    }
+  }
+
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
     const path = this.#path(key);
     const temporary = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      await mkdir(dirname(path), { recursive: true });
+      const root = await stat(this.#dir).catch(() => undefined);
+      const shared = root !== undefined && (root.mode & 0o020) !== 0;
+      await this.#makeParents(path, shared);
       const handle = await open(temporary, 'wx', 0o644);
+      if (shared) await handle.chmod(SHARED_FILE_MODE);
       let bytes = 0;
       try {
         for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -54,7 +84,8 @@ export class FileStore implements Store {
     } catch (error) {
       await unlink(temporary).catch(() => {});
       if (error instanceof StoreError || (error as Error).name === 'AbortError') throw error;
-      throw new StoreError('write', `${this.location}/${key}`, describeError(error), { cause: error });
+      const denied = ['EACCES', 'EPERM', 'EROFS'].includes((error as NodeJS.ErrnoException).code ?? '');
+      throw new StoreError('write', `${this.location}/${key}`, describeError(error), { cause: error, ...(denied ? { hint: WRITE_HINT } : {}) });
     }
   }
 
