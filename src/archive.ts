@@ -25,9 +25,9 @@ export interface PackInput {
   entries: readonly BytePath[];
   /**
    * The archive's own files (path inside the archive → contents), made once the entries are packed,
-   * from the counts and the MD5 of each packed file.
+   * from the counts, the MD5 of each packed file and the files that mention the root.
    */
-  metaFiles: (counts: PackCounts, digests: Manifest) => ReadonlyMap<string, Buffer>;
+  metaFiles: (counts: PackCounts, digests: Manifest, rooted: readonly BytePath[]) => ReadonlyMap<string, Buffer>;
   compression: Compression;
   /** Where the packing runs; one thread is enough. */
   pool: WorkerPool;
@@ -76,7 +76,7 @@ export function packArchive(input: PackInput): Readable {
           await new Promise<void>((resolve) => { wake = resolve; });
           wake = undefined;
         } else if ('end' in message) {
-          const files = input.metaFiles(message.end, new Map(message.digests));
+          const files = input.metaFiles(message.end, new Map(message.digests), message.rooted);
           yield Buffer.concat([...files].map(([path, data]) => tarFile(path, data, input.created)));
           yield Buffer.alloc(END_OF_ARCHIVE);
           return;

@@ -15,7 +15,7 @@ import { summaryLine, type ListedCache, type Report, type RestoreReport } from '
 import type { S3Settings } from './stores/index.js';
 import { VERSION } from './version.js';
 
-type Command = 'restore' | 'settle' | 'save' | 'hash' | 'ls' | 'prune';
+type Command = 'restore' | 'settle' | 'save' | 'hash' | 'ls' | 'prune' | 'serve';
 const COMMANDS: Record<Command, string> = {
   restore: 'hash the source tree, fetch the newest usable cache and set times so that the build redoes what changed (run in preConfigure, from the source root)',
   settle: 'after configure: give restored files that configure rewrote with the same content their restored times back (run in postConfigure)',
@@ -23,6 +23,7 @@ const COMMANDS: Record<Command, string> = {
   hash: 'print the MD5 manifest of DIR (default: the current directory) in md5sum format',
   ls: 'list the cache archives in the store: name, size, age, key',
   prune: 'delete cache archives by age and/or keeping the newest N per name',
+  serve: 'run the daemon that sandboxed builds reach at --socket (--store unix://SOCKET): it holds the upstream store and its credentials',
 };
 
 interface Spec {
@@ -37,11 +38,17 @@ interface Spec {
 }
 
 const BUILD = ['restore', 'save'] as const;
-const STORES = ['restore', 'save', 'ls', 'prune'] as const;
-const ALL = ['restore', 'settle', 'save', 'hash', 'ls', 'prune'] as const;
+const STORES = ['restore', 'save', 'ls', 'prune', 'serve'] as const;
+const ALL = ['restore', 'settle', 'save', 'hash', 'ls', 'prune', 'serve'] as const;
 const AFTER_RESTORE = ['restore', 'settle', 'save'] as const;
 const OPTIONS: Record<string, Spec> = {
-  store: { type: 'string', value: 'DIR|URL', env: ['NBC_STORE'], fallback: '$XDG_CACHE_HOME/nix-build-cache (or ~/.cache/nix-build-cache)', help: 'where archives are kept: a directory, file:///DIR or s3://BUCKET[/PREFIX]', commands: STORES },
+  store: { type: 'string', value: 'DIR|URL', env: ['NBC_STORE'], fallback: '$XDG_CACHE_HOME/nix-build-cache (or ~/.cache/nix-build-cache)', help: 'where archives are kept: a directory, file:///DIR, s3://BUCKET[/PREFIX] or unix:///SOCKET (a serve daemon; serve: its upstream store)', commands: STORES },
+  socket: { type: 'string', value: 'PATH', env: ['NBC_SOCKET'], fallback: 'required', help: 'the Unix socket to listen on; list its directory in extra-sandbox-paths', commands: ['serve'] },
+  'socket-group': { type: 'string', value: 'GROUP', fallback: 'nixbld, if it exists', help: 'group (name or gid) whose members may connect: the socket is 0660 of that group', commands: ['serve'] },
+  'disk-cache': { type: 'string', value: 'DIR', env: ['NBC_DISK_CACHE'], fallback: 'none', help: 'keep fetched and saved archives on local disk here, least recently used evicted first', commands: ['serve'] },
+  'max-disk': { type: 'string', value: 'SIZE', env: ['NBC_MAX_DISK'], fallback: '10G', help: 'size cap of --disk-cache (K, M, G suffixes)', commands: ['serve'] },
+  'read-only': { type: 'boolean', fallback: 'off', help: 'refuse saves and deletes', commands: ['serve'] },
+  'max-object-size': { type: 'string', value: 'SIZE', fallback: 'none', help: 'refuse archives larger than this (K, M, G suffixes)', commands: ['serve'] },
   'cache-name': { type: 'string', value: 'NAME', env: ['NBC_CACHE_NAME'], fallback: 'required', help: "this build's cache, e.g. REPO/BRANCH", commands: BUILD },
   fallback: { type: 'string', multiple: true, value: 'NAME', env: ['NBC_FALLBACKS'], fallback: 'none', help: 'cache to try when --cache-name has none; repeatable, tried in order (env: comma-separated)', commands: ['restore'] },
   'cache-dir': { type: 'string', multiple: true, value: 'DIR', env: ['NBC_CACHE_DIRS'], fallback: 'required', help: 'directory (relative to the source root) kept between builds; repeatable; "." is the whole tree (env: comma-separated)', commands: AFTER_RESTORE },
@@ -298,6 +305,43 @@ async function execute(command: Command, values: Values, positionals: string[], 
   return (await import('./save.js')).save({ ...withHooks, buildFailed: values['build-failed'] === true });
 }
 
+/** Runs the daemon in the foreground (for systemd) until SIGTERM or SIGINT. */
+async function runServe(values: Values, env: NodeJS.ProcessEnv): Promise<number> {
+  const options = new Gathered(values, env);
+  const built = buildOptions('serve', options, values, env);
+  const socket = options.string('socket');
+  if (socket === undefined) options.problems.push('--socket: required');
+  const maxDisk = options.size('max-disk');
+  const maxObjectSize = options.size('max-object-size');
+  const location = typeof built.store === 'string' ? built.store : '';
+  if (location.startsWith('unix://')) options.problems.push('--store: the upstream store of a daemon is a directory or s3://, not another daemon');
+  if (options.problems.length > 0) {
+    process.stderr.write(`nix-build-cache serve: invalid options:\n${options.problems.map((p) => `  ${p}`).join('\n')}\n`);
+    return 2;
+  }
+  const [{ serve }, { openStore }] = await Promise.all([import('./serve/daemon.js'), import('./stores/index.js')]);
+  const log = (line: string) => process.stderr.write(`nix-build-cache serve: ${line}\n`);
+  let daemon;
+  try {
+    const upstream = await openStore(built.store, built.s3);
+    const diskCache = options.string('disk-cache');
+    const group = options.string('socket-group');
+    daemon = await serve({
+      socket: socket!, upstream, log, readOnly: values['read-only'] === true,
+      ...(diskCache === undefined ? {} : { diskCache }), ...(maxDisk === undefined ? {} : { maxDisk }),
+      ...(maxObjectSize === undefined ? {} : { maxObjectSize }), ...(group === undefined ? {} : { socketGroup: group }),
+    });
+    log(`listening on unix://${socket} for ${upstream.location}${values['read-only'] ? ', read-only' : ''}${diskCache ? `, disk cache ${diskCache}` : ''}`);
+  } catch (error) {
+    process.stderr.write(`nix-build-cache serve: error: ${describeError(error)}\n`);
+    return 1;
+  }
+  await new Promise((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); });
+  await daemon.close();
+  log('stopped');
+  return 0;
+}
+
 async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [first, ...rest] = argv;
   if (first === '--version' || first === '-V') {
@@ -327,6 +371,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.stdout.write(`${usage(command)}\n`);
     return 0;
   }
+  if (command === 'serve') return runServe(values, env);
   const gathered = new Gathered(values, env);
   const quiet = gathered.get('quiet') === true;
   const json = gathered.string('json');

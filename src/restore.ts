@@ -73,7 +73,8 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     });
     const cached = parseManifest(archive.manifest);
     if (cached.problems.length > 0) throw new ArchiveError(`bad manifest, ${cached.problems[0]}`, '.cache-meta/MD5SUMS');
-    const rewritten = archive.meta.root === ctx.root ? [] : await relocateStaging(staging, archive.entries, archive.meta.root, ctx.root);
+    const { meta } = archive;
+    const rewritten = meta.root === ctx.root ? [] : await relocateStaging(staging, archive.entries, meta.root, ctx.root, new Set(meta.rooted));
     const plan = planRestore(ctx.tree, cached.manifest, archive.entries, changedSourceTime(Date.now()));
     await moveNinjaTimes(staging, plan.restore, plan.clock);
     await writeRestored(ctx.stateDir, restoredFiles(plan, archive.artifactDigests));

@@ -99,10 +99,10 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         const opened = store = await openStore(config.store, config.s3);
         const body = packArchive({
           root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
-          metaFiles: (counts, digests) => {
+          metaFiles: (counts, digests, rooted) => {
             Object.assign(report, counts);
             const meta: ArchiveMeta = {
-              format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], root, created: created.toISOString(),
+              format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], root, rooted: [...rooted], created: created.toISOString(),
               ...counts, sources: loaded.manifest.size, ...(options.buildFailed ? { buildFailed: true } : {}),
             };
             return new Map([

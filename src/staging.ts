@@ -30,11 +30,12 @@ async function overwrite(file: Buffer, data: Buffer): Promise<void> {
 
 /**
  * Rewrites the build root `from` (where the cache was saved) to `to` in every staged text file
- * that mentions it, and in ninja's deps log. Throws NotRelocatable where that would not give what
+ * that mentions it (save listed them: `rooted`), and in ninja's deps log. Throws NotRelocatable where that would not give what
  * a clean build at `to` gives: a binary file holding the root (an object's debug info, an RPATH,
  * a pickle), or ninja commands that name it (ninja would run them all again). Returns the paths rewritten.
  */
-export async function relocateStaging(staging: string, entries: readonly ArtifactEntry[], from: string, to: string): Promise<BytePath[]> {
+export async function relocateStaging(staging: string, entries: readonly ArtifactEntry[], from: string, to: string,
+  rooted: ReadonlySet<BytePath>): Promise<BytePath[]> {
   const problem = unplainRoot(from) ?? unplainRoot(to);
   if (problem) throw new NotRelocatable(problem);
   const stagingBytes = Buffer.from(staging);
@@ -43,10 +44,11 @@ export async function relocateStaging(staging: string, entries: readonly Artifac
   const rewritten: BytePath[] = [];
   const ninjaFiles: string[] = [];
   for (const entry of entries) {
-    if (entry.kind !== 'file') continue;
+    const isNinja = entry.path.endsWith('.ninja');
+    if (entry.kind !== 'file' || (!isNinja && !rooted.has(entry.path))) continue;
     const file = absolutePath(stagingBytes, entry.path);
     const data = await readFile(file);
-    if (entry.path.endsWith('.ninja')) ninjaFiles.push(data.toString('latin1'));
+    if (isNinja) ninjaFiles.push(data.toString('latin1'));
     if (!data.includes(fromBytes)) continue;
     let replaced: Buffer | undefined;
     if (baseName(entry.path) === NINJA_DEPS) {

@@ -102,4 +102,31 @@ test('thousands of files through the unpacking ring (wrapped several times) rest
   assert.equal(describe(second), describe(first));
 });
 
+test('the archive lists each file\'s MD5 (as md5sum does) and the files that mention the root', async () => {
+  let root = '';
+  const { first, second, restored } = await roundTrip('meta', (built) => {
+    root = built;
+    const obj = join(built, 'obj');
+    mkdirSync(obj);
+    writeFileSync(join(obj, 'depfile.d'), `x.o: ${built}/x.c\n`);
+    writeFileSync(join(obj, 'plain.o'), 'no root here');
+    writeFileSync(join(obj, 'big.txt'), `${'a'.repeat(3 << 20)} ${built}/b ${'b'.repeat(1000)}`);
+    writeFileSync(join(obj, 'almost.o'), `${built.slice(0, -1)}#`);
+  }, 4);
+  const [archive] = readdirSync(join(dir, 'store', 'meta'));
+  const unpacked = join(dir, 'unpacked');
+  mkdirSync(unpacked);
+  await execFileAsync('tar', ['--zstd', '-xf', join(dir, 'store', 'meta', archive!), '-C', unpacked]);
+  const md5sum = (await execFileAsync('sh', ['-c', 'find obj -type f | LC_ALL=C sort | xargs md5sum'], { cwd: first })).stdout;
+  assert.is(readFileSync(join(unpacked, '.cache-meta/ARTIFACTS'), 'utf8'), md5sum);
+  const meta = JSON.parse(readFileSync(join(unpacked, '.cache-meta/meta.json'), 'utf8')) as { root: string; rooted: string[] };
+  assert.is(meta.root, root);
+  assert.equal(meta.rooted.sort(), ['obj/big.txt', 'obj/depfile.d']);
+  // Restored under another root: exactly those two were rewritten.
+  assert.is(readFileSync(join(second, 'obj/depfile.d'), 'utf8'), `x.o: ${second}/x.c\n`);
+  assert.ok(readFileSync(join(second, 'obj/big.txt'), 'utf8').includes(`a ${second}/b b`));
+  assert.is(readFileSync(join(second, 'obj/almost.o'), 'utf8'), `${root.slice(0, -1)}#`);
+  assert.match(restored, /restore: hit meta/);
+});
+
 test.run();

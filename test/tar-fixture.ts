@@ -34,7 +34,7 @@ export function rawTar(entries: readonly RawEntry[]): Buffer {
 /** The meta files a valid archive ends with, for `files` files below the cache dirs. */
 export function metaEntries(files: number, manifest = ''): RawEntry[] {
   const meta = {
-    format: 2, toolVersion: 'test', cacheDirs: ['obj'], root: '/build', created: new Date(0).toISOString(), files, dirs: 0, bytes: 0, sources: 0,
+    format: 2, toolVersion: 'test', cacheDirs: ['obj'], root: '/build', rooted: [], created: new Date(0).toISOString(), files, dirs: 0, bytes: 0, sources: 0,
   };
   return [
     { path: '.cache-meta/MD5SUMS', data: manifest }, { path: '.cache-meta/ARTIFACTS', data: '' },

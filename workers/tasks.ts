@@ -4,6 +4,7 @@ import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads'
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
 import type { HeaderData } from 'tar';
+import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
 import { BLOCK_SIZE, encodeUstarHeader, type UstarFields } from '../src/core/ustar.js';
 import { ArchiveError, describeError, NbcError } from '../src/errors.js';
@@ -202,24 +203,34 @@ export async function pack(task: PackTask): Promise<void> {
     if (entry.encode()) put(new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime }).encode());
     put(entry.block!);
   };
-  // MD5 of each file as it passes through the chunk: settle compares rewritten files with it.
-  const fileContent = (absolute: Buffer, path: string, size: number): string => {
+  // MD5 of each file as it passes through the chunk (settle compares rewritten files with it), and
+  // whether it mentions the root (a restore elsewhere rewrites only those).
+  const rootBytes = Buffer.from(task.root, 'latin1');
+  const rooted: string[] = [];
+  const fileContent = (absolute: Buffer, path: string, size: number): { digest: string; mentionsRoot: boolean } => {
     const fd = openSync(absolute, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const digest = createHash('md5');
+    const finder = new ByteFinder(rootBytes);
+    let digest: string | undefined;
+    let hash: ReturnType<typeof createHash> | undefined;
     try {
       for (let left = size; left > 0;) {
         if (used === PACK_CHUNK) send();
         const n = readSync(fd, chunk, used, Math.min(left, PACK_CHUNK - used), null);
         if (n === 0) throw new Error(`${path}: file shrank while it was being packed`);
-        digest.update(chunk.subarray(used, used + n));
+        const piece = chunk.subarray(used, used + n);
+        // Most files come in one read: hashed in one call, without a hash object.
+        if (n === size) digest = md5Once('md5', piece, 'hex');
+        else (hash ??= createHash('md5')).update(piece);
+        finder.feed(piece, n < left);
         used += n;
         left -= n;
       }
+      digest ??= (hash ?? createHash('md5')).digest('hex');
     } finally {
       closeSync(fd);
     }
     zeros((BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE);
-    return digest.digest('hex');
+    return { digest, mentionsRoot: finder.found };
   };
 
   const firstPathOfInode = new Map<string, string>();
@@ -243,7 +254,9 @@ export async function pack(task: PackTask): Promise<void> {
       } else {
         if (stat.nlink > 1) firstPathOfInode.set(inode, path);
         header({ path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) });
-        digests.push([bytePath, fileContent(absolute, path, stat.size)]);
+        const { digest, mentionsRoot } = fileContent(absolute, path, stat.size);
+        digests.push([bytePath, digest]);
+        if (mentionsRoot) rooted.push(bytePath);
         counts.bytes += stat.size;
       }
       counts.files++;
@@ -251,7 +264,7 @@ export async function pack(task: PackTask): Promise<void> {
     // Anything else (a fifo that appeared since the listing) is left out, as the listing does.
   }
   if (used > 0) send();
-  const end: PackMessage = { end: counts, digests };
+  const end: PackMessage = { end: counts, digests, rooted };
   task.port.postMessage(end);
 }
 

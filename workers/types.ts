@@ -65,8 +65,11 @@ export interface PackTask {
   flow: SharedArrayBuffer;
 }
 
-/** Posted on the task's port: a chunk of tar, then once `end` with what was packed. */
-export type PackMessage = { chunk: ArrayBuffer; bytes: number } | { end: PackCounts; digests: [string, string][] };
+/**
+ * Posted on the task's port: a chunk of tar, then once `end` with what was packed: the counts, each
+ * file's MD5 and the files whose content mentions `root` (what a restore elsewhere must rewrite).
+ */
+export type PackMessage = { chunk: ArrayBuffer; bytes: number } | { end: PackCounts; digests: [string, string][]; rooted: string[] };
 
 export interface PackCounts {
   files: number;

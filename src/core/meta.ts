@@ -16,6 +16,8 @@ export interface ArchiveMeta {
   cacheDirs: string[];
   /** Absolute source root of the build that saved it: a restore elsewhere relocates from it. */
   root: string;
+  /** The files (byte paths) whose content mentions the root: the ones a restore elsewhere rewrites. */
+  rooted: string[];
   /** ISO 8601 time the archive was made. */
   created: string;
   /** Files and symlinks below the cache dirs. */
@@ -44,6 +46,9 @@ export function parseMeta(value: unknown): { meta: ArchiveMeta } | { problem: st
   }
   if (typeof record.root !== 'string' || !record.root.startsWith('/')) {
     return { problem: `meta.json: root is not an absolute path (got ${JSON.stringify(record.root)})` };
+  }
+  if (!Array.isArray(record.rooted) || !record.rooted.every((path) => typeof path === 'string')) {
+    return { problem: 'meta.json: rooted is not a list of paths' };
   }
   return { meta: record as unknown as ArchiveMeta };
 }

@@ -52,10 +52,16 @@ export class FileStore implements Store {
       dir = join(dir, part);
       try {
         await mkdir(dir);
-        await chmod(dir, SHARED_DIR_MODE);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        continue;
       }
+      // The Nix sandbox refuses any chmod that sets the setgid bit: then group-writable is enough
+      // (the group came from the setgid parent, and a build user's own group is nixbld).
+      await chmod(dir, SHARED_DIR_MODE).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EPERM') throw error;
+        return chmod(dir, SHARED_DIR_MODE & 0o777);
+      });
     }
   }
 

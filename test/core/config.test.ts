@@ -34,7 +34,7 @@ test('resolveOptions reports every problem at once in one ConfigError', () => {
   } catch (error) {
     assert.instance(error, ConfigError);
     assert.equal((error as ConfigError).problems, [
-      'store: use a directory, file:///DIR or s3://BUCKET[/PREFIX] (got "s3x://nope")',
+      'store: use a directory, file:///DIR, s3://BUCKET[/PREFIX] or unix:///SOCKET (a nix-build-cache serve daemon) (got "s3x://nope")',
       'cacheName: use letters, digits, "._+=@-" and "/" between non-empty parts (got "bad name")',
       'fallbacks[1]: use letters, digits, "._+=@-" and "/" between non-empty parts (got "..")',
       'threads: must be a positive integer (got 0)',

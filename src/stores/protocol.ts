@@ -1,0 +1,34 @@
+// The daemon protocol, spoken by `nix-build-cache serve` and DaemonStore: HTTP/1.1 on a Unix socket.
+//   GET    /v1/object?key=K   200 the object's bytes | 404
+//   PUT    /v1/object?key=K   201 once the upstream store holds it | 403 read-only | 413 too large
+//   DELETE /v1/object?key=K   204 | 403
+//   GET    /v1/list?under=P   200 JSON [{ key, size, modified }]
+// Every answer carries `nbc-protocol: 1`; errors have a one-line text body.
+
+export const DAEMON_PROTOCOL = 1;
+export const PROTOCOL_HEADER = 'nbc-protocol';
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  /** ISO 8601. */
+  modified: string;
+}
+
+export function objectPath(key: string): string {
+  return `/v${DAEMON_PROTOCOL}/object?key=${encodeURIComponent(key)}`;
+}
+
+/** Resolves when `stream` can take more, or has closed (a writer then checks `destroyed`). */
+export function drained(stream: NodeJS.WritableStream & { once(event: 'close' | 'drain', listener: () => void): unknown;
+  off(event: 'close' | 'drain', listener: () => void): unknown; }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+  });
+}
