@@ -59,8 +59,14 @@ export class DaemonStore implements Store {
       return undefined;
     }
     if (response.statusCode !== 200) await this.#expect('read', key, response, [200]);
-    // The daemon ends an answer it could not finish by closing the connection: the body then errors.
-    return response;
+    return (async function* () {
+      try {
+        for await (const chunk of response) yield chunk as Buffer;
+      } catch (error) {
+        // The daemon ends an answer it could not finish (a failed download or digest check) by closing the connection.
+        throw new StoreError('read', key, `the daemon stopped sending the object (${describeError(error)}); its log says why`, { cause: error });
+      }
+    })();
   }
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {

@@ -149,11 +149,20 @@ ${q(APP_SOURCES)}
   };
 }
 
-/** configure.ac and Makefile.am; the suite runs autoreconf -fi on them once and ships the result as sources. */
+/**
+ * configure.ac and Makefile.am; the suite runs autoreconf -fi on them once and ships the result as
+ * sources. configure also makes gen/buildinfo.h (AC_CONFIG_FILES rewrites it every time, unlike
+ * config.h), which main.c and s01.c include: without settle a warm build recompiles them.
+ */
 export function autotoolsInputs(): SourceTree {
   const v = (paths: readonly string[]) => paths.map((p) => ` \\\n  ${p}`).join('');
+  const common = commonSources();
+  const withBuildInfo = (path: string) => ({ [path]: `#include "buildinfo.h"\n${common[path] as string}` });
   return {
-    ...commonSources(),
+    ...common,
+    ...withBuildInfo('src/app/main.c'),
+    ...withBuildInfo('src/stat/s01.c'),
+    'gen/buildinfo.h.in': '#define BUILD_PACKAGE "@PACKAGE_STRING@"\n',
     'configure.ac': `AC_INIT([realtools], [1.0])
 AC_CONFIG_SRCDIR([src/app/main.c])
 AC_CONFIG_AUX_DIR([build-aux])
@@ -163,7 +172,7 @@ AC_PROG_CC
 AM_PROG_AR
 LT_INIT([disable-static])
 AC_CONFIG_HEADERS([config.h])
-AC_CONFIG_FILES([Makefile])
+AC_CONFIG_FILES([Makefile gen/buildinfo.h])
 AC_OUTPUT
 `,
     'Makefile.am': `ACLOCAL_AMFLAGS = -I m4
