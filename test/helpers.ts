@@ -22,11 +22,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs a program with only the environment given (plus PATH), collecting its output. */
-export function runCommand(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+/** Runs a program with only the environment given (plus PATH), collecting its output; as another user with `uid`/`gid`. */
+export function runCommand(command: string, args: string[],
+  options: { cwd?: string; env?: Record<string, string>; uid?: number; gid?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       ...(options.cwd ? { cwd: options.cwd } : {}), env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.uid === undefined ? {} : { uid: options.uid }), ...(options.gid === undefined ? {} : { gid: options.gid }),
     });
     let stdout = '';
     let stderr = '';

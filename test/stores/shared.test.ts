@@ -4,8 +4,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, writeFileSync 
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, tempDir, writeTree, type CliResult } from './../helpers.js';
-import { spawn } from 'node:child_process';
+import { CLI, runCommand, tempDir, writeTree, type CliResult } from '../helpers.js';
 
 const test = suite('a local store shared by build users');
 const GROUP = 30000;
@@ -28,17 +27,8 @@ test.after(() => remove());
 
 /** Runs the CLI as `uid` (group GROUP) with umask 022, as a Nix build user. */
 function runAs(uid: number, args: string[], cwd: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', 'umask 022 && exec "$@"', 'sh', process.execPath, CLI, ...args], {
-      cwd, uid, gid: GROUP, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/homeless-shelter', TMPDIR: cwd }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runCommand('/bin/sh', ['-c', 'umask 022 && exec "$@"', 'sh', process.execPath, CLI, ...args],
+    { cwd, uid, gid: GROUP, env: { HOME: '/homeless-shelter', TMPDIR: cwd } });
 }
 
 /** A build as user `uid` in a fresh tree it owns: restore, write the artifact, save. */
