@@ -116,7 +116,7 @@ function warn(ctx: { report: RestoreReport; config: ResolvedOptions }, message: 
 /** A missing name, with why when archives of that name exist for other settings or another salt. */
 async function missing(ctx: Context, name: string, key: string): Promise<Attempt> {
   const others = (await ctx.store.list(ctx.config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
-  const reason = whyMissing(key, others);
+  const reason = whyMissing(key, others) ?? await ctx.store.whyEmpty?.();
   return reason === undefined ? { name, key, result: 'missing' } : { name, key, result: 'missing', reason };
 }
 

@@ -186,6 +186,7 @@ test('a store directory missing from the sandbox: a warning, and a full build th
   try {
     const unlisted = await build(await sources(files), hidden, { extraSandboxPaths: [CHECKOUT] });
     assert.equal(unlisted.compiled, ALL);
+    assert.match(unlisted.log, /restore: miss \(tried main: missing, the store directory \S+ does not exist \(in a sandboxed build: is it in extra-sandbox-paths\?\)/);
     assert.match(unlisted.log, /nix-build-cache: warning: save failed.*install -d -m 2775 -o root -g nixbld DIR/);
     assertCleanEnvironment(unlisted);
     const missing = join(hidden, 'missing');

@@ -95,6 +95,11 @@ export class FileStore implements Store {
     }
   }
 
+  async whyEmpty(): Promise<string | undefined> {
+    const root = await stat(this.#dir).catch(() => undefined);
+    return root?.isDirectory() ? undefined : `the store directory ${this.#dir} does not exist (in a sandboxed build: is it in extra-sandbox-paths?)`;
+  }
+
   async list(_signal?: AbortSignal, under = ''): Promise<StoredObject[]> {
     // Keys are paths: list the deepest directory that holds every key starting with `under`.
     const base = under.includes('/') ? under.slice(0, under.lastIndexOf('/') + 1) : '';

@@ -17,6 +17,11 @@ export interface Store {
   put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
   /** Every object in the store whose key starts with `under` (default: all), in no particular order. */
   list(signal?: AbortSignal, under?: string): Promise<StoredObject[]>;
+  /**
+   * Why nothing can be found here beyond "never saved", if the store knows (a directory that does
+   * not exist, as in a sandboxed build that was not given it): said with a miss.
+   */
+  whyEmpty?(): Promise<string | undefined>;
   /** Removes an archive and anything the store keeps beside it. */
   delete(key: string, signal?: AbortSignal): Promise<void>;
   /** Releases connections; the store is not used afterwards. */
