@@ -76,8 +76,8 @@ function defineSuite(system: BuildSystem): void {
     const tree = (await cold()).root;
     const files = await edited();
     const edit = await inPlaceRebuild(driver, system, tree, 'edit', () => {
-      const path = join(tree, 'src/shared/h04.c');
-      writeFileSync(path, files['src/shared/h04.c'] as string);
+      const path = join(tree, 'src/dso/h04.c');
+      writeFileSync(path, files['src/dso/h04.c'] as string);
       const now = new Date();
       utimesSync(path, now, now);
     });

@@ -4,7 +4,7 @@
  *
  * 22 translation units with unique basenames (the compiler log records basenames):
  * - src/stat/s01.c … s08.c   the static library libstat
- * - src/shared/h01.c … h08.c the shared library libshared (versioned, with symlinks where the tool makes them)
+ * - src/dso/h01.c … h08.c the shared library libshared (versioned, with symlinks where the tool makes them)
  * - src/app/main.c, a01.c … a05.c  the executable prog, linking both libraries
  * tools/gentable.sh turns tools/table.def into table.h AT BUILD TIME; s01, s02, h01, h02, a01 include it.
  * main.c includes <stdio.h>, a02.c <string.h>, h03.c <stdlib.h>.
@@ -23,7 +23,7 @@ const USES_TABLE = new Set(['s01', 's02', 'h01', 'h02', 'a01']);
 const SYSTEM_HEADER: Record<string, string> = { a02: 'string.h', h03: 'stdlib.h' };
 
 const unitPath = (unit: string) =>
-  `src/${unit.startsWith('s') ? 'stat' : unit.startsWith('h') ? 'shared' : 'app'}/${unit}.c`;
+  `src/${unit.startsWith('s') ? 'stat' : unit.startsWith('h') ? 'dso' : 'app'}/${unit}.c`;
 export const STAT_SOURCES = STAT_UNITS.map(unitPath);
 export const SHARED_SOURCES = SHARED_UNITS.map(unitPath);
 export const APP_SOURCES = APP_UNITS.map(unitPath);
@@ -225,7 +225,7 @@ obj/libstat.a: $(STAT_OBJS)
 obj/libshared.so: $(SHARED_OBJS)
 \t$(CC) -shared -o $@ $(SHARED_OBJS)
 
-obj/shared/%.o: src/shared/%.c | obj/gen/table.h
+obj/dso/%.o: src/dso/%.c | obj/gen/table.h
 \t@mkdir -p $(@D)
 \t$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -MD -MP -c -o $@ $<
 
