@@ -29,6 +29,14 @@ export interface Unpacked {
   warnings: string[];
 }
 
+/**
+ * Bytes allowed after the tar's end (our archives have none; other tars pad to a record, 10 KiB),
+ * and slack before it. Beyond this the archive is refused: decompression stops here.
+ */
+export const TRAILING_LIMIT = 1 << 20;
+/** Tar bytes each entry may take besides its content: header, padding, a PAX header for a long name. */
+const ENTRY_OVERHEAD = 16 << 10;
+
 const KINDS: Partial<Record<string, ArtifactKind>> = {
   File: 'file', OldFile: 'file', ContiguousFile: 'file', Link: 'file', Directory: 'dir', SymbolicLink: 'symlink',
 };
@@ -40,6 +48,8 @@ class EntryChecker {
   readonly droppedBits: string[] = [];
   problem: ArchiveError | undefined;
   bytes = 0;
+  /** Entries admitted so far. */
+  admitted = 0;
   readonly #seen = new Map<string, ArtifactKind>();
   /** Symlink path → target, for the archive's links. */
   readonly #links = new Map<string, string>();
@@ -105,6 +115,7 @@ class EntryChecker {
       }
     }
     this.#seen.set(path, kind);
+    this.admitted++;
     if (kind === 'symlink') this.#links.set(path, entry.linkpath ?? '');
     // Permissions beyond rwx (setuid, setgid, sticky) are never restored.
     const mode = entry.mode ?? 0o644;
@@ -212,6 +223,11 @@ export class Unpacker {
   readonly #writer: StagingWriter;
   readonly #parser: Parser;
   #failure: unknown;
+  /** Tar bytes written to the parser. */
+  #written = 0;
+  /** Bytes that came after the chunk holding the tar's end; undefined before the end. */
+  #afterEnd: number | undefined;
+  #sawEnd = false;
 
   constructor(options: UnpackOptions) {
     this.#checker = new EntryChecker(options);
@@ -219,10 +235,33 @@ export class Unpacker {
     this.#parser = new Parser({ strict: true, filter: (_path, entry) => this.#checker.admit(entry as ReadEntry) });
     this.#parser.on('entry', (entry: ReadEntry) => this.#writer.write(entry));
     this.#parser.on('error', (error: unknown) => { this.#failure ??= error; });
+    // Two zero blocks: node-tar reads nothing more, but would keep every later byte in one growing buffer.
+    this.#parser.on('eof', () => { this.#sawEnd = true; });
   }
 
+  /**
+   * Feeds tar bytes. After the tar's end nothing reaches the parser; more than TRAILING_LIMIT
+   * bytes there (a bomb of compressed frames appended, say) refuse the archive. Before it, the
+   * bytes must be accounted for by the entries admitted: content plus ENTRY_OVERHEAD each.
+   */
   write(chunk: Buffer): void {
+    if (this.#afterEnd !== undefined) {
+      this.#afterEnd += chunk.length;
+      if (this.#afterEnd > TRAILING_LIMIT) {
+        throw new ArchiveError(`more than ${TRAILING_LIMIT} bytes of data after the end of the tar archive`);
+      }
+      return;
+    }
     this.#step(() => this.#parser.write(chunk));
+    this.#written += chunk.length;
+    if (this.#sawEnd) {
+      this.#afterEnd = 0;
+      return;
+    }
+    const accounted = this.#checker.bytes + (this.#checker.admitted + 1) * ENTRY_OVERHEAD + TRAILING_LIMIT;
+    if (this.#written > accounted) {
+      throw new ArchiveError(`the tar stream holds ${this.#written - accounted} bytes more than its entries account for`);
+    }
   }
 
   /** The archive's end: the checks that need all of it, then what was unpacked. */
