@@ -113,10 +113,20 @@ function warn(ctx: { report: RestoreReport; config: ResolvedOptions }, message: 
   ctx.config.onWarning?.(message);
 }
 
-/** A missing name, with why when archives of that name exist for other settings or another salt. */
+/**
+ * A missing name, with why when archives of that name exist for other settings or another salt.
+ * Only an explanation: a store that cannot list (a policy that allows reads only, say) leaves a
+ * plain miss, never an error.
+ */
 async function missing(ctx: Context, name: string, key: string): Promise<Attempt> {
-  const others = (await ctx.store.list(ctx.config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
-  const reason = whyMissing(key, others) ?? await ctx.store.whyEmpty?.();
+  let reason: string | undefined;
+  try {
+    const others = (await ctx.store.list(ctx.config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
+    reason = whyMissing(key, others) ?? await ctx.store.whyEmpty?.();
+  } catch (error) {
+    if (ctx.config.signal?.aborted) throw error;
+    reason = `the store could not be listed to say why (${describeError(error)})`;
+  }
   return reason === undefined ? { name, key, result: 'missing' } : { name, key, result: 'missing', reason };
 }
 

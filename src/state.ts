@@ -69,7 +69,13 @@ export async function readState(dir: string): Promise<LoadedState | undefined> {
   }
   const state = JSON.parse(text) as RestoreState;
   const manifestText = await readFile(join(dir, MANIFEST_FILE));
-  return { dir, state, manifestText, manifest: parseManifest(manifestText).manifest };
+  const { manifest, problems } = parseManifest(manifestText);
+  // A line dropped would make a source look like an artifact: better no save than a wrong one.
+  if (problems.length > 0) {
+    throw new NbcError('NBC_STATE', `${join(dir, MANIFEST_FILE)}, recorded by restore, is damaged `
+      + `(${problems.length} bad line${problems.length === 1 ? '' : 's'}, e.g. ${problems[0]}); the next restore records it again`);
+  }
+  return { dir, state, manifestText, manifest };
 }
 
 /**
