@@ -5,7 +5,11 @@ import type * as ClientS3 from '@aws-sdk/client-s3';
 import type * as LibStorage from '@aws-sdk/lib-storage';
 import type * as HttpHandler from '@smithy/node-http-handler';
 import type { Credentials } from '../core/credentials.js';
-import { ArchiveError, describeError, StoreError } from '../errors.js';
+import {
+  archiveObjectKey, besideOf, besidePrefix, collectable, formatPointer, logicalListing, ORPHAN_AGE_MS, parsePointer,
+  type Pointer, type RawObject,
+} from '../core/pointer.js';
+import { ArchiveError, describeError, NbcError, StoreError } from '../errors.js';
 import type { Store, StoredObject } from './store.js';
 
 // The SDK is CommonJS: require() loads it about 0.1 s faster than import(), which first scans
@@ -72,16 +76,30 @@ class PatientCompletionHandler extends NodeHttpHandler {
 }
 
 /**
- * Each upload gets a random nonce, stored in the archive's metadata; once the upload is complete its
- * SHA-256 goes beside it at `<key>.<nonce>.sha256`. A reader finds the digest of exactly the object
- * it reads, even when two saves to one name race.
+ * The metadata of a pointer (see core/pointer.ts): the nonce it names, for the next save to know
+ * what it replaces without a download. Archives of the format before carry LEGACY_NONCE instead.
  */
-interface Digest {
-  sha256: string;
-  bytes: number;
+const POINTER_MARK = 'nbc-pointer';
+/** The format before pointers: the archive at the key, its digest at `<key>.<nonce>.sha256`. */
+const LEGACY_NONCE = 'nbc-nonce';
+const legacyDigestKey = (key: string, nonce: string) => `${key}.${nonce}.sha256`;
+/** Pointers and digests are small; a server sending more is not to be believed (nor buffered). */
+const SMALL_OBJECT_LIMIT = 4096;
+
+/** A small object's text; undefined when it is larger than SMALL_OBJECT_LIMIT. */
+async function smallText(body: AsyncIterable<Buffer>): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    length += chunk.length;
+    if (length > SMALL_OBJECT_LIMIT) {
+      (body as Readable).destroy?.();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString();
 }
-const NONCE = 'nbc-nonce';
-const digestKey = (key: string, nonce: string) => `${key}.${nonce}.sha256`;
 
 function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -102,8 +120,9 @@ function hintFor(error: unknown, status: number | undefined): string {
 }
 
 /** Turns an SDK or network error into a one-line StoreError; credentials are never part of it. */
-function storeError(operation: string, where: string, error: unknown): StoreError | ArchiveError {
-  if (error instanceof StoreError || error instanceof ArchiveError) return error;
+function storeError(operation: string, where: string, error: unknown): NbcError {
+  // Ours already (an archive refused, a deadline passed): as it is.
+  if (error instanceof NbcError) return error;
   const status = statusOf(error);
   const name = (error as Error).name;
   const text = describeError(error);
@@ -112,14 +131,20 @@ function storeError(operation: string, where: string, error: unknown): StoreErro
     { ...(status === undefined ? {} : { status }), hint: hintFor(error, status), cause: error });
 }
 
-/** Throws a TimeoutError if the stream gives nothing for `ms`; a stalled download must end. */
-async function* withIdleTimeout(body: Readable, ms: number): AsyncGenerator<Buffer> {
+/**
+ * Throws a TimeoutError if the stream gives nothing for `ms` (a stalled download must end), and
+ * the signal's reason as soon as it is aborted (a download trickling past the deadline).
+ */
+async function* withIdleTimeout(body: Readable, ms: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
     clearTimeout(timer);
     timer = setTimeout(() => body.destroy(Object.assign(new Error(`no data for ${ms} ms`), { name: 'TimeoutError' })), ms);
   };
+  const onAbort = () => body.destroy(signal?.reason as Error);
+  signal?.addEventListener('abort', onAbort);
   try {
+    signal?.throwIfAborted();
     arm();
     for await (const chunk of body) {
       arm();
@@ -127,6 +152,7 @@ async function* withIdleTimeout(body: Readable, ms: number): AsyncGenerator<Buff
     }
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -183,38 +209,63 @@ export class S3Store implements Store {
     }
   }
 
+  /**
+   * Follows the pointer at `key` to the archive it names and streams it, checking its SHA-256 (an
+   * archive of the format before: its digest beside it). A pointer that is torn or names an
+   * archive that is gone (a save or a prune replaced it just now) is read once more.
+   */
   async get(key: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer> | undefined> {
-    const object = await this.#getBody(key, signal);
-    if (!object?.Body) return undefined;
-    const body = object.Body as Readable;
-    const nonce = object.Metadata?.[NONCE];
-    const digestObject = nonce === undefined ? undefined : await this.#getBody(digestKey(key, nonce), signal).catch((error: unknown) => {
-      body.destroy();
-      throw error;
-    });
-    let digest: Digest | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const object = await this.#getBody(key, signal);
+      if (!object?.Body) return undefined;
+      const body = object.Body as Readable;
+      if (object.Metadata?.[POINTER_MARK] === undefined) return this.#legacy(key, body, object.Metadata?.[LEGACY_NONCE], signal);
+      const pointer = parsePointer(await smallText(body) ?? '');
+      const archive = pointer && await this.#getBody(archiveObjectKey(key, pointer.object), signal);
+      if (pointer && archive?.Body) return this.#verified(archive.Body as Readable, pointer, this.#where(archiveObjectKey(key, pointer.object)), signal);
+      if (attempt === 2) {
+        throw new ArchiveError(pointer ? `the pointer names ${archiveObjectKey(key, pointer.object)}, which is gone` : 'the pointer is damaged', this.#where(key));
+      }
+    }
+  }
+
+  /** An archive of the format before pointers: the nonce in its metadata names its digest. */
+  async #legacy(key: string, body: Readable, nonce: string | undefined, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
+    let digest: Pointer | undefined;
     try {
-      digest = digestObject?.Body ? JSON.parse(await digestObject.Body.transformToString()) as Digest : undefined;
-    } catch {
-      digest = undefined;
+      const object = nonce === undefined ? undefined : await this.#getBody(legacyDigestKey(key, nonce), signal);
+      const parsed = object?.Body ? JSON.parse(await smallText(object.Body as Readable) ?? '') as Partial<Pointer> : undefined;
+      if (typeof parsed?.sha256 === 'string' && typeof parsed.bytes === 'number') digest = { object: nonce!, sha256: parsed.sha256, bytes: parsed.bytes };
+    } catch (error) {
+      if (error instanceof StoreError) {
+        body.destroy();
+        throw error;
+      }
     }
     if (!digest) {
       body.destroy();
       throw new ArchiveError('the archive has no digest beside it (a save still running, or cut short?)', this.#where(key));
     }
-    const where = this.#where(key);
+    return this.#verified(body, digest, this.#where(key), signal);
+  }
+
+  /** The body, checked against the digest as it streams: more bytes than promised end it at once. */
+  #verified(body: Readable, digest: Pointer, where: string, signal?: AbortSignal): AsyncIterable<Buffer> {
     const timeout = this.#settings.socketTimeout;
     return (async function* verified() {
       const hash = createHash('sha256');
       let bytes = 0;
       try {
-        for await (const chunk of withIdleTimeout(body, timeout)) {
+        for await (const chunk of withIdleTimeout(body, timeout, signal)) {
           hash.update(chunk);
           bytes += chunk.length;
+          if (bytes > digest.bytes) break;
           yield chunk;
         }
       } catch (error) {
         throw storeError('download', where, error);
+      } finally {
+        body.destroy();
       }
       if (bytes !== digest.bytes || hash.digest('hex') !== digest.sha256) {
         throw new ArchiveError(`digest mismatch: got ${bytes} bytes, expected ${digest.bytes} with another SHA-256`, where);
@@ -222,19 +273,38 @@ export class S3Store implements Store {
     })();
   }
 
-  async #nonceOf(key: string, signal?: AbortSignal): Promise<string | undefined> {
+  /**
+   * The nonce of the archive the pointer at `key` names now, from its metadata (a HEAD: no
+   * download); undefined when there is none or it cannot be read.
+   */
+  async #pointedAt(key: string, signal?: AbortSignal): Promise<string | undefined> {
     try {
       const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), { abortSignal: signal });
-      return head.Metadata?.[NONCE];
-    } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw storeError('look up', this.#where(key), error);
+      return head.Metadata?.[POINTER_MARK];
+    } catch {
+      return undefined;
     }
   }
 
+  /** The nonce the pointer at `key` names, read from its body; undefined when it is no pointer. */
+  async #pointerNonce(key: string, signal?: AbortSignal): Promise<string | undefined> {
+    const object = await this.#getBody(key, signal);
+    if (object?.Metadata?.[POINTER_MARK] === undefined) {
+      (object?.Body as Readable | undefined)?.destroy();
+      return undefined;
+    }
+    return parsePointer(await smallText(object.Body as Readable) ?? '')?.object;
+  }
+
+  /**
+   * Uploads the archive under a key of its own, then points `key` at it (see core/pointer.ts), then
+   * removes what the pointer no longer needs. A failure before the pointer is written leaves the
+   * previous archive in place; racing saves each leave a whole archive, and the pointer names one.
+   */
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
-    const previous = await this.#nonceOf(key, signal);
+    const previous = await this.#pointedAt(key, signal);
     const nonce = randomBytes(8).toString('hex');
+    const objectKey = archiveObjectKey(key, nonce);
     const hash = createHash('sha256');
     let bytes = 0;
     const counted = Readable.from((async function* count() {
@@ -252,39 +322,45 @@ export class S3Store implements Store {
       // We abort a failed upload ourselves: some servers refuse AbortMultipartUpload, and the SDK
       // would then report that refusal instead of what went wrong.
       leavePartsOnError: true,
-      params: { Bucket: this.#bucket, Key: this.#key(key), Body: counted, Metadata: { [NONCE]: nonce } },
+      params: { Bucket: this.#bucket, Key: this.#key(objectKey), Body: counted },
     });
     try {
       await upload.done();
+      signal?.throwIfAborted();
     } catch (error) {
       counted.destroy();
       const uploadId = (upload as unknown as { uploadId?: string }).uploadId;
       if (uploadId) {
-        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#key(key), UploadId: uploadId }))
+        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#key(objectKey), UploadId: uploadId }))
           .catch(() => {});
       }
-      throw storeError('upload', this.#where(key), error);
+      throw storeError('upload', this.#where(objectKey), signal?.aborted ? signal.reason ?? error : error);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    const digest: Digest = { sha256: hash.digest('hex'), bytes };
     try {
       await this.#client.send(new PutObjectCommand({
-        Bucket: this.#bucket, Key: this.#key(digestKey(key, nonce)), Body: Buffer.from(JSON.stringify(digest)),
-        ContentType: 'application/json',
+        Bucket: this.#bucket, Key: this.#key(key), Body: formatPointer({ object: nonce, sha256: hash.digest('hex'), bytes }),
+        ContentType: 'application/json', Metadata: { [POINTER_MARK]: nonce },
       }), { abortSignal: signal });
     } catch (error) {
-      throw storeError('upload digest', this.#where(digestKey(key, nonce)), error);
+      // The archive uploaded is nobody's: the pointer still names the previous one.
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(objectKey) })).catch(() => {});
+      throw storeError('upload pointer', this.#where(key), error);
     }
-    if (previous !== undefined) {
-      // The replaced archive's digest; a leftover is harmless (prune removes it with the archive).
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(digestKey(key, previous)) })).catch(() => {});
-    }
+    await this.#collect(key, nonce, previous).catch(() => {});
     return { bytes };
   }
 
-  async list(signal?: AbortSignal, under = ''): Promise<StoredObject[]> {
-    const objects: StoredObject[] = [];
+  /** Deletes what a save that pointed `key` at `current` leaves unneeded (see collectable). */
+  async #collect(key: string, current: string, previous: string | undefined): Promise<void> {
+    for (const doomed of collectable(await this.#listRaw(undefined, besidePrefix(key)), key, current, previous)) {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(doomed) }));
+    }
+  }
+
+  async #listRaw(signal: AbortSignal | undefined, under: string): Promise<RawObject[]> {
+    const objects: RawObject[] = [];
     let token: string | undefined;
     try {
       do {
@@ -303,15 +379,52 @@ export class S3Store implements Store {
     return objects;
   }
 
+  /** One entry per cache key, sized as its newest archive; the archive objects beside are not listed. */
+  async list(signal?: AbortSignal, under = ''): Promise<StoredObject[]> {
+    // The archive objects of a key `under` names lie beside it, not below: list from its stem.
+    const raw = await this.#listRaw(signal, under === '' ? '' : besidePrefix(under).slice(0, -1));
+    return logicalListing(raw).filter((object) => object.key.startsWith(under));
+  }
+
+  /** Removes the pointer first (readers then miss, never follow it to nothing), then every archive beside it. */
   async delete(key: string, signal?: AbortSignal): Promise<void> {
-    const digests = (await this.list(signal, `${key}.`)).map((object) => object.key).filter((name) => name.endsWith('.sha256'));
-    for (const name of [key, ...digests]) {
+    const beside = (await this.#listRaw(signal, besidePrefix(key))).filter((object) => besideOf(object.key)?.base === key).map((object) => object.key);
+    for (const name of [key, ...beside]) {
       try {
         await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(name) }), { abortSignal: signal });
       } catch (error) {
         throw storeError('delete', this.#where(name), error);
       }
     }
+  }
+
+  /**
+   * Removes archives no pointer names (saves that lost a race or died before pointing at theirs)
+   * once older than ORPHAN_AGE_MS, and digests left beside keys that are now pointers; for prune.
+   */
+  async removeStale(signal?: AbortSignal): Promise<string[]> {
+    const raw = await this.#listRaw(signal, '');
+    const keys = new Set(raw.map((object) => object.key));
+    const now = Date.now();
+    const named = new Map<string, string | undefined>();
+    const removed: string[] = [];
+    for (const object of raw) {
+      const beside = besideOf(object.key);
+      if (!beside) continue;
+      // The pointer's body, not its metadata: a server that writes them apart may pair one writer's with another's.
+      if (!named.has(beside.base)) named.set(beside.base, keys.has(beside.base) ? await this.#pointerNonce(beside.base, signal) : undefined);
+      const pointed = named.get(beside.base);
+      const stale = beside.legacyDigest ? pointed !== undefined || !keys.has(beside.base)
+        : beside.nonce !== pointed && now - object.modified.getTime() > ORPHAN_AGE_MS;
+      if (!stale) continue;
+      try {
+        await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(object.key) }), { abortSignal: signal });
+      } catch (error) {
+        throw storeError('delete', this.#where(object.key), error);
+      }
+      removed.push(object.key);
+    }
+    return removed;
   }
 
   close(): void {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { describeError, StoreError } from '../../src/errors.js';
+import { StoreError } from '../../src/errors.js';
 import { serve, type Daemon } from '../../src/serve/daemon.js';
 import { DaemonStore } from '../../src/stores/daemon.js';
 import { FileStore } from '../../src/stores/file.js';
@@ -109,22 +109,17 @@ for (const kind of STORES) {
     assert.equal((await store.list(undefined, 'repo/')).filter((o) => o.key.endsWith('.tar.zst')), []);
   });
 
-  test('concurrent puts to one name: a reader gets one of them whole, or a refusal; never a mix', async () => {
+  test('concurrent puts to one name, many rounds: a reader always gets one of them whole', async () => {
     const store = await kind.make();
-    const versions = ['a', 'b', 'c'].map((letter) => Buffer.alloc(1 << 20, letter));
-    const results = await Promise.allSettled(versions.map((version) => store.put('race/v2-x.tar.zst', Readable.from([version]))));
-    assert.ok(results.some((result) => result.status === 'fulfilled'), 'at least one put completed');
-    let got: Buffer | undefined;
-    try {
-      got = await bytesOf(await store.get('race/v2-x.tar.zst'));
-    } catch (error) {
-      // s3rver writes an object's body and metadata apart, so racing completions can pair one
-      // writer's digest with another's bytes: the digest check refuses it (a miss, issue 15.9); the
-      // daemon then stops sending.
-      assert.match(describeError(error), /digest mismatch|the daemon stopped sending the object/);
-      return;
+    for (let round = 0; round < 12; round++) {
+      // Different sizes, so that a pointer or object torn between writers cannot pass for one of them.
+      const versions = ['a', 'b', 'c'].map((letter, i) => Buffer.alloc((1 << 20) + i * 1000 + round, `${letter}${round}`));
+      const results = await Promise.allSettled(versions.map((version) => store.put('race/v2-x.tar.zst', Readable.from([version]))));
+      assert.equal(results.map((result) => result.status), ['fulfilled', 'fulfilled', 'fulfilled'], `round ${round}`);
+      const got = await bytesOf(await store.get('race/v2-x.tar.zst'));
+      assert.ok(versions.some((version) => got?.equals(version)), `round ${round}: the object is one whole version`);
     }
-    assert.ok(versions.some((version) => got?.equals(version)), 'the object is one whole version');
+    assert.equal((await store.list(undefined, 'race/')).map((o) => o.key), ['race/v2-x.tar.zst'], 'one cache listed');
   });
 
   test('a put whose body fails half-way fails, and the previous object stays whole', async () => {
@@ -136,7 +131,7 @@ for (const kind of STORES) {
     }
     await rejects(store.put('abort/v2-x.tar.zst', Readable.from(failing())), /failed/);
     assert.equal(await bytesOf(await store.get('abort/v2-x.tar.zst')), Buffer.from('previous'));
-    assert.equal((await store.list(undefined, 'abort/')).filter((o) => !o.key.endsWith('.sha256')).map((o) => o.key), ['abort/v2-x.tar.zst'],
+    assert.equal((await store.list(undefined, 'abort/')).map((o) => o.key), ['abort/v2-x.tar.zst'],
       'no temporary object is listed');
   });
 
