@@ -1,3 +1,5 @@
+import { redact } from './core/redact.js';
+
 /** Base of every error the tool raises on purpose; `code` is stable for callers to match on. */
 export class NbcError extends Error {
   readonly code: string;
@@ -17,17 +19,18 @@ export class ConfigError extends NbcError {
   }
 }
 
-/** A store could not be read or written. Messages never contain credentials. */
+/** A store could not be read or written. Messages never contain credentials (`secrets`: values known to be some). */
 export class StoreError extends NbcError {
   readonly operation: string;
   readonly key: string | undefined;
   readonly status: number | undefined;
   constructor(operation: string, key: string | undefined, message: string,
-    options: { status?: number; hint?: string; cause?: unknown } = {}) {
+    options: { status?: number; hint?: string; cause?: unknown; secrets?: readonly (string | undefined)[] } = {}) {
     const where = key === undefined ? '' : ` ${key}`;
     const status = options.status === undefined ? '' : ` (HTTP ${options.status})`;
     const hint = options.hint === undefined ? '' : `; ${options.hint}`;
-    super('NBC_STORE', `${operation}${where} failed${status}: ${message}${hint}`, { cause: options.cause });
+    // A server's message may echo our request: its credentials never go further.
+    super('NBC_STORE', redact(`${operation}${where} failed${status}: ${message}${hint}`, options.secrets, true), { cause: options.cause });
     this.operation = operation;
     this.key = key;
     this.status = options.status;

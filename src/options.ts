@@ -27,6 +27,12 @@ export interface CacheOptions {
   strict?: boolean;
   /** Worker threads for hashing and setting times. Default: the number of cores. */
   threads?: number;
+  /**
+   * Milliseconds the work with the store may take (restore: fetching and unpacking, every name
+   * tried; save: packing and uploading) before it is given up with a warning. Default: 20 s plus
+   * 1 s per MB moved so far, so only a store slower than 1 MB/s on average is given up on.
+   */
+  deadlineMs?: number;
   signal?: AbortSignal;
   /** Told each warning as it happens; the report lists them too. */
   onWarning?: (message: string) => void;
@@ -51,7 +57,7 @@ export interface SaveOptions extends CacheOptions {
 const DEFAULTS = { compression: 'zstd', strict: false, fallbacks: [], explain: false } as const;
 
 export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
-  'root' | 'stateDir' | 'salt' | 'threads' | 'signal' | 'onWarning' | 'onProgress' | 's3' | 'limits'>>> {
+  'root' | 'stateDir' | 'salt' | 'threads' | 'deadlineMs' | 'signal' | 'onWarning' | 'onProgress' | 's3' | 'limits'>>> {
   readonly limits: ExtractLimits;
   readonly s3: S3Settings;
   readonly cacheDirs: readonly string[];
@@ -59,6 +65,7 @@ export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
   readonly stateDir: string | undefined;
   readonly salt: string | undefined;
   readonly threads: number | undefined;
+  readonly deadlineMs: number | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onWarning: ((message: string) => void) | undefined;
   readonly onProgress: ((filesHashed: number) => void) | undefined;
@@ -95,6 +102,7 @@ export function resolveOptions(options: RestoreOptions): ResolvedOptions {
     ...fallbacks.map((name, i) => checkCacheName(`fallbacks[${i}]`, name)),
     checkChoice('compression', options.compression ?? DEFAULTS.compression, COMPRESSIONS),
     options.threads === undefined ? undefined : checkPositiveInteger('threads', options.threads),
+    options.deadlineMs === undefined ? undefined : checkPositiveInteger('deadlineMs', options.deadlineMs),
     options.salt === undefined || typeof options.salt === 'string' ? undefined : `salt: must be a string (got ${typeof options.salt})`,
     ...checkS3Settings(options.s3 ?? {}),
     options.limits?.maxBytes === undefined ? undefined : checkPositiveInteger('limits.maxBytes', options.limits.maxBytes),
@@ -115,6 +123,7 @@ export function resolveOptions(options: RestoreOptions): ResolvedOptions {
     explain: options.explain ?? DEFAULTS.explain,
     limits: Object.freeze({ ...DEFAULT_LIMITS, ...options.limits }),
     threads: options.threads,
+    deadlineMs: options.deadlineMs,
     signal: options.signal,
     onWarning: options.onWarning,
     onProgress: options.onProgress,

@@ -5,6 +5,8 @@ import { extractArchive } from './archive.js';
 import { parseManifest } from './core/manifest.js';
 import { objectKey, whyMissing } from './core/key.js';
 import { cacheNameOf } from './core/prune.js';
+import { redact } from './core/redact.js';
+import { DeadlineError, withDeadline } from './deadline.js';
 import { bytePathFromText, textFromBytePath, type BytePath } from './core/paths.js';
 import { artifactFingerprint, changedSourceTime, planRestore, type RestorePlan } from './core/plan.js';
 import { ArchiveError, ConfigError, describeError } from './errors.js';
@@ -108,7 +110,14 @@ function restoredFiles(plan: RestorePlan, digests: ReadonlyMap<BytePath, string>
   return files;
 }
 
-function warn(ctx: { report: RestoreReport; config: ResolvedOptions }, message: string): void {
+/** The credentials given, to keep out of every message (see core/redact.ts). */
+function secretsOf(config: ResolvedOptions): (string | undefined)[] {
+  const { credentials } = config.s3;
+  return [credentials?.accessKeyId, credentials?.secretAccessKey, credentials?.sessionToken];
+}
+
+function warn(ctx: { report: RestoreReport; config: ResolvedOptions }, text: string): void {
+  const message = redact(text, secretsOf(ctx.config));
   ctx.report.warnings.push(message);
   ctx.config.onWarning?.(message);
 }
@@ -125,7 +134,7 @@ async function missing(ctx: Context, name: string, key: string): Promise<Attempt
     reason = whyMissing(key, others) ?? await ctx.store.whyEmpty?.();
   } catch (error) {
     if (ctx.config.signal?.aborted) throw error;
-    reason = `the store could not be listed to say why (${describeError(error)})`;
+    reason = redact(`the store could not be listed to say why (${describeError(error)})`, secretsOf(ctx.config));
   }
   return reason === undefined ? { name, key, result: 'missing' } : { name, key, result: 'missing', reason };
 }
@@ -162,9 +171,11 @@ async function restoreFirstUsable(ctx: Context): Promise<void> {
         continue;
       }
       if (config.strict || config.signal?.aborted) throw error;
-      const reason = describeError(error);
+      const reason = redact(describeError(error), secretsOf(config));
       report.attempts.push({ name, key, result: 'unusable', reason });
       warn(ctx, `cache ${name} is unusable, ${error instanceof ArchiveError ? 'archive ' : ''}${key}: ${reason}`);
+      // The time is up for every other name too: one warning says so.
+      if (error instanceof DeadlineError) return;
     }
   }
 }
@@ -206,7 +217,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       // Recorded before any archive is touched: save needs it even when restore finds nothing.
       const state: RestoreState = { root, cacheName: config.cacheName, hit: null, unhashable: tree.unhashable };
       await writeState(stateDir, state, tree.digests);
-      await restoreFirstUsable({ config, store, pool, root, stateDir, state, tree, report });
+      await withDeadline(store, config, (guarded) => restoreFirstUsable({ config, store: guarded, pool, root, stateDir, state, tree, report }));
     });
   } catch (error) {
     if (error instanceof ConfigError || config.strict) throw error;

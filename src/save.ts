@@ -11,6 +11,7 @@ import type { SaveReport } from './report.js';
 import { skipInside } from './restore.js';
 import { findState, readState } from './state.js';
 import { withPool } from './pool.js';
+import { withDeadline } from './deadline.js';
 import { openStore, type Store } from './stores/index.js';
 import { VERSION } from './version.js';
 import { absolutePath, walkTree } from './walk.js';
@@ -111,7 +112,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
             ]);
           },
         });
-        report.archiveBytes = (await opened.put(key, body, config.signal)).bytes;
+        report.archiveBytes = (await withDeadline(opened, config, (guarded) => guarded.put(key, body, config.signal))).bytes;
         report.outcome = 'saved';
       });
     }

@@ -119,8 +119,11 @@ function hintFor(error: unknown, status: number | undefined): string {
   return 'see the message';
 }
 
-/** Turns an SDK or network error into a one-line StoreError; credentials are never part of it. */
-function storeError(operation: string, where: string, error: unknown): NbcError {
+/**
+ * Turns an SDK or network error into a one-line StoreError; credentials are never part of it (a
+ * server that echoes our request in its message: the known `secrets` and what looks like one go).
+ */
+function storeError(operation: string, where: string, error: unknown, secrets: readonly (string | undefined)[]): NbcError {
   // Ours already (an archive refused, a deadline passed): as it is.
   if (error instanceof NbcError) return error;
   const status = statusOf(error);
@@ -128,7 +131,7 @@ function storeError(operation: string, where: string, error: unknown): NbcError 
   const text = describeError(error);
   const message = name && name !== 'Error' && !text.includes(name) ? `${name}: ${text}` : text;
   return new StoreError(operation, where, message || name || 'unknown error',
-    { ...(status === undefined ? {} : { status }), hint: hintFor(error, status), cause: error });
+    { ...(status === undefined ? {} : { status }), hint: hintFor(error, status), cause: error, secrets });
 }
 
 /**
@@ -163,6 +166,7 @@ export class S3Store implements Store {
   readonly #prefix: string;
   readonly #client: ClientS3.S3Client;
   readonly #ownsClient: boolean;
+  readonly #credentials: Credentials | undefined;
   readonly #settings: Required<Omit<S3Settings, 'endpoint' | 'credentials'>>;
 
   /** `client` is for tests and callers with their own client; it is then not destroyed by close(). */
@@ -179,6 +183,7 @@ export class S3Store implements Store {
       maxAttempts: settings.maxAttempts ?? S3_DEFAULTS.maxAttempts,
     };
     this.#ownsClient = client === undefined;
+    this.#credentials = settings.credentials;
     this.#client = client ?? new S3Client({
       region: this.#settings.region,
       ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : {}),
@@ -190,6 +195,18 @@ export class S3Store implements Store {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: new PatientCompletionHandler({ connectionTimeout: this.#settings.connectTimeout, socketTimeout: this.#settings.socketTimeout }),
     });
+  }
+
+  /** The credentials this store signs with (once the SDK has resolved them), to keep out of messages. */
+  async #secrets(error: unknown): Promise<(string | undefined)[]> {
+    // Resolving again after the chain itself failed would probe it all again (instance metadata...).
+    const resolved = this.#credentials ?? ((error as Error).name === 'CredentialsProviderError' ? undefined
+      : await this.#client.config.credentials().catch(() => undefined));
+    return [resolved?.accessKeyId, resolved?.secretAccessKey, resolved?.sessionToken];
+  }
+
+  async #storeError(operation: string, where: string, error: unknown): Promise<NbcError> {
+    return storeError(operation, where, error, error instanceof NbcError ? [] : await this.#secrets(error));
   }
 
   #key(key: string): string {
@@ -205,7 +222,7 @@ export class S3Store implements Store {
       return await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), { abortSignal: signal });
     } catch (error) {
       if (statusOf(error) === 404 && (error as Error).name !== 'NoSuchBucket') return undefined;
-      throw storeError('download', this.#where(key), error);
+      throw await this.#storeError('download', this.#where(key), error);
     }
   }
 
@@ -252,6 +269,7 @@ export class S3Store implements Store {
   /** The body, checked against the digest as it streams: more bytes than promised end it at once. */
   #verified(body: Readable, digest: Pointer, where: string, signal?: AbortSignal): AsyncIterable<Buffer> {
     const timeout = this.#settings.socketTimeout;
+    const fail = (error: unknown) => this.#storeError('download', where, error);
     return (async function* verified() {
       const hash = createHash('sha256');
       let bytes = 0;
@@ -263,7 +281,7 @@ export class S3Store implements Store {
           yield chunk;
         }
       } catch (error) {
-        throw storeError('download', where, error);
+        throw await fail(error);
       } finally {
         body.destroy();
       }
@@ -334,7 +352,7 @@ export class S3Store implements Store {
         await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#key(objectKey), UploadId: uploadId }))
           .catch(() => {});
       }
-      throw storeError('upload', this.#where(objectKey), signal?.aborted ? signal.reason ?? error : error);
+      throw await this.#storeError('upload', this.#where(objectKey), signal?.aborted ? signal.reason ?? error : error);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -346,7 +364,7 @@ export class S3Store implements Store {
     } catch (error) {
       // The archive uploaded is nobody's: the pointer still names the previous one.
       await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(objectKey) })).catch(() => {});
-      throw storeError('upload pointer', this.#where(key), error);
+      throw await this.#storeError('upload pointer', this.#where(key), error);
     }
     await this.#collect(key, nonce, previous).catch(() => {});
     return { bytes };
@@ -374,7 +392,7 @@ export class S3Store implements Store {
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
     } catch (error) {
-      throw storeError('list', `s3://${this.#bucket}/${this.#prefix}`, error);
+      throw await this.#storeError('list', `s3://${this.#bucket}/${this.#prefix}`, error);
     }
     return objects;
   }
@@ -393,7 +411,7 @@ export class S3Store implements Store {
       try {
         await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(name) }), { abortSignal: signal });
       } catch (error) {
-        throw storeError('delete', this.#where(name), error);
+        throw await this.#storeError('delete', this.#where(name), error);
       }
     }
   }
@@ -420,7 +438,7 @@ export class S3Store implements Store {
       try {
         await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(object.key) }), { abortSignal: signal });
       } catch (error) {
-        throw storeError('delete', this.#where(object.key), error);
+        throw await this.#storeError('delete', this.#where(object.key), error);
       }
       removed.push(object.key);
     }
