@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -9,6 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { objectKey } from '../src/core/key.js';
 import type { Compression } from '../src/core/config.js';
+import { restore } from '../src/restore.js';
 import { CLI, runCommand, snapshot, tempDir, writeTree } from './helpers.js';
 import { metaEntries, rawTar } from './tar-fixture.js';
 
@@ -118,5 +119,43 @@ test('a little padding after the tar (a tar record, a small second frame) still 
     assert.is(readFileSync(join(run.root, 'obj', 'a.o'), 'utf8'), 'object a');
   }
 });
+
+/** Feeds `head` then `tail` over and over into a fifo, with back-pressure, until the reader closes it or `cap` bytes went in. */
+async function feedFifo(fifo: string, head: Buffer, tail: Buffer, cap: number): Promise<{ written: number; readerClosed: boolean }> {
+  const out = createWriteStream(fifo);
+  let readerClosed = false;
+  out.on('error', (error: NodeJS.ErrnoException) => { readerClosed = error.code === 'EPIPE'; });
+  let written = 0;
+  for (let chunk = head; written < cap && !out.destroyed; chunk = tail) {
+    written += chunk.length;
+    if (!out.write(chunk)) await new Promise<void>((resolve) => { out.once('drain', () => resolve()); out.once('close', () => resolve()); });
+  }
+  if (!out.destroyed) await new Promise<void>((resolve) => out.end(() => resolve()));
+  return { written, readerClosed };
+}
+
+for (const [compression, head, tail] of [
+  ['none', () => TAR, () => randomBytes(MiB)],
+  ['gzip', () => gzipSync(TAR), () => gzipSync(randomBytes(MiB), { level: 1 })],
+  ['zstd', () => zstd(TAR), () => zstd(randomBytes(MiB))],
+] as const) {
+  test(`${compression}: an endless stream after the tar is read only so far, then closed (bound by bytes read, not time)`, async () => {
+    const top = await mkdtemp(join(work, 'fifo-'));
+    const root = join(top, 'source');
+    writeTree(root, { 'main.c': 'int main;\n' });
+    const path = join(top, 'store', objectKey('main', { cacheDirs: ['obj'], compression }));
+    mkdirSync(dirname(path), { recursive: true });
+    execFileSync('mkfifo', [path]);
+    const cap = 256 * MiB;
+    const feeding = feedFifo(path, head(), tail(), cap);
+    const report = await restore({ store: join(top, 'store'), cacheName: 'main', cacheDirs: ['obj'], compression, root, stateDir: join(top, 'state'), threads: 1 });
+    const { written, readerClosed } = await feeding;
+    assert.is(report.outcome, 'miss');
+    assert.equal(report.warnings.length, 1, report.warnings.join('\n'));
+    assert.match(report.warnings[0]!, AFTER_END);
+    assert.ok(readerClosed, 'the reader closed the fifo');
+    assert.ok(written < 32 * MiB, `${written} bytes went in before the reader stopped`);
+  });
+}
 
 test.run();
