@@ -3,13 +3,13 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import type * as LibStorage from '@aws-sdk/lib-storage';
-import type * as HttpHandler from '@smithy/node-http-handler';
 import type { Credentials } from '../core/credentials.js';
 import {
   archiveObjectKey, besideOf, besidePrefix, collectable, formatPointer, logicalListing, ORPHAN_AGE_MS, parsePointer,
   type Pointer, type RawObject,
 } from '../core/pointer.js';
-import { ArchiveError, describeError, NbcError, StoreError } from '../errors.js';
+import { ArchiveError, NbcError, StoreError } from '../errors.js';
+import { PatientCompletionHandler, smallText, statusOf, storeError, withIdleTimeout } from './s3-http.js';
 import type { Store, StoredObject } from './store.js';
 
 // The SDK is CommonJS: require() loads it about 0.1 s faster than import(), which first scans
@@ -20,7 +20,6 @@ const {
   S3Client,
 } = require('@aws-sdk/client-s3') as typeof ClientS3;
 const { Upload } = require('@aws-sdk/lib-storage') as typeof LibStorage;
-const { NodeHttpHandler } = require('@smithy/node-http-handler') as typeof HttpHandler;
 
 export interface S3Settings {
   /** Any S3-compatible server, e.g. http://127.0.0.1:9000. Default: AWS for the region. */
@@ -49,33 +48,6 @@ export const S3_DEFAULTS = {
 } as const;
 
 /**
- * Completing a multipart upload, the server assembles the object before it answers: S3 says this
- * can take minutes (it sends blank lines meanwhile), s3rver copies every part and stays silent. The
- * socket timeout would cut that short, the SDK retry the completion, and the upload fail although
- * the object appears; so completion alone may stay silent this long.
- */
-const COMPLETION_TIMEOUT = 5 * 60_000;
-
-class PatientCompletionHandler extends NodeHttpHandler {
-  readonly #completion: HttpHandler.NodeHttpHandler;
-
-  constructor(options: { connectionTimeout: number; socketTimeout: number }) {
-    super(options);
-    this.#completion = new NodeHttpHandler({ ...options, socketTimeout: Math.max(COMPLETION_TIMEOUT, options.socketTimeout) });
-  }
-
-  override handle(...[request, options]: Parameters<HttpHandler.NodeHttpHandler['handle']>) {
-    const completing = request.method === 'POST' && request.query?.uploadId !== undefined;
-    return completing ? this.#completion.handle(request, options) : super.handle(request, options);
-  }
-
-  override destroy(): void {
-    this.#completion.destroy();
-    super.destroy();
-  }
-}
-
-/**
  * The metadata of a pointer (see core/pointer.ts): the nonce it names, for the next save to know
  * what it replaces without a download. Archives of the format before carry LEGACY_NONCE instead.
  */
@@ -83,82 +55,6 @@ const POINTER_MARK = 'nbc-pointer';
 /** The format before pointers: the archive at the key, its digest at `<key>.<nonce>.sha256`. */
 const LEGACY_NONCE = 'nbc-nonce';
 const legacyDigestKey = (key: string, nonce: string) => `${key}.${nonce}.sha256`;
-/** Pointers and digests are small; a server sending more is not to be believed (nor buffered). */
-const SMALL_OBJECT_LIMIT = 4096;
-
-/** A small object's text; undefined when it is larger than SMALL_OBJECT_LIMIT. */
-async function smallText(body: AsyncIterable<Buffer>): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body) {
-    length += chunk.length;
-    if (length > SMALL_OBJECT_LIMIT) {
-      (body as Readable).destroy?.();
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString();
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-}
-
-function hintFor(error: unknown, status: number | undefined): string {
-  const name = (error as Error).name;
-  const code = (error as NodeJS.ErrnoException).code ?? name;
-  if (status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|Credentials/i.test(code)) {
-    return 'check the credentials and the bucket policy';
-  }
-  if (name === 'NoSuchBucket') return 'check the bucket name in --store, or create the bucket';
-  if (status !== undefined && status >= 500) return 'the server failed; the next build will try again';
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|EPIPE|Timeout/i.test(`${code} ${name}`)) {
-    return 'is the endpoint right and the server up?';
-  }
-  return 'see the message';
-}
-
-/**
- * Turns an SDK or network error into a one-line StoreError; credentials are never part of it (a
- * server that echoes our request in its message: the known `secrets` and what looks like one go).
- */
-function storeError(operation: string, where: string, error: unknown, secrets: readonly (string | undefined)[]): NbcError {
-  // Ours already (an archive refused, a deadline passed): as it is.
-  if (error instanceof NbcError) return error;
-  const status = statusOf(error);
-  const name = (error as Error).name;
-  const text = describeError(error);
-  const message = name && name !== 'Error' && !text.includes(name) ? `${name}: ${text}` : text;
-  return new StoreError(operation, where, message || name || 'unknown error',
-    { ...(status === undefined ? {} : { status }), hint: hintFor(error, status), cause: error, secrets });
-}
-
-/**
- * Throws a TimeoutError if the stream gives nothing for `ms` (a stalled download must end), and
- * the signal's reason as soon as it is aborted (a download trickling past the deadline).
- */
-async function* withIdleTimeout(body: Readable, ms: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => body.destroy(Object.assign(new Error(`no data for ${ms} ms`), { name: 'TimeoutError' })), ms);
-  };
-  const onAbort = () => body.destroy(signal?.reason as Error);
-  signal?.addEventListener('abort', onAbort);
-  try {
-    signal?.throwIfAborted();
-    arm();
-    for await (const chunk of body) {
-      arm();
-      yield chunk as Buffer;
-    }
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-  }
-}
-
 /** A bucket (and optional prefix) on S3 or any S3-compatible server. */
 export class S3Store implements Store {
   readonly location: string;
