@@ -3,36 +3,59 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Compression } from '../src/core/config.js';
 import { objectKey } from '../src/core/key.js';
 import { restore } from '../src/restore.js';
+import { S3Store } from '../src/stores/s3.js';
 import { tempDir, writeTree } from './helpers.js';
+import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 import { metaEntries, rawTar } from './tar-fixture.js';
 
 // File descriptors a refused restore leaves open (#15 item 10): counted in this process, before and
-// after restores whose archives are refused at every stage (detection, decompression, the entries).
+// after restores whose archives are refused at every stage (detection, decompression, the entries),
+// from a directory store and from S3 (whose connections are descriptors too).
 const test = suite('a refused archive leaves no file descriptor open');
 let work: string;
 let remove: () => Promise<void>;
-test.before(async () => { ({ dir: work, remove } = await tempDir()); });
-test.after(() => remove());
+let s3: TestS3;
+test.before(async () => {
+  ({ dir: work, remove } = await tempDir());
+  s3 = await startS3('leaks');
+});
+test.after(async () => {
+  await s3.close();
+  await remove();
+});
 
 const openDescriptors = () => readdirSync('/proc/self/fd').length;
 const GOOD = [{ path: 'obj/', type: 'Directory' as const }, { path: 'obj/a.o', data: 'object a' }];
 const zstd = (data: Buffer) => execFileSync('zstd', ['-q', '-c'], { input: data, maxBuffer: 1 << 30 });
 
-async function restoreObject(compression: Compression, object: Buffer): Promise<{ warnings: string[]; outcome: string }> {
+const S3_SETTINGS = () => ({ endpoint: s3.endpoint, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'x' } });
+
+/** Stores `object` as the cache `main` (in a directory store, or on S3) and restores it in this process. */
+async function restoreObject(compression: Compression, object: Buffer, kind: 'file' | 's3' = 'file'): Promise<{ warnings: string[]; outcome: string }> {
   const top = await mkdtemp(join(work, 'build-'));
   const root = join(top, 'source');
   writeTree(root, { 'main.c': 'int main;\n' });
-  const path = join(top, 'store', objectKey('main', { cacheDirs: ['obj'], compression }));
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, object);
+  const key = objectKey('main', { cacheDirs: ['obj'], compression });
+  let store = join(top, 'store');
+  if (kind === 'file') {
+    mkdirSync(dirname(join(store, key)), { recursive: true });
+    writeFileSync(join(store, key), object);
+  } else {
+    const prefix = top.split('/').pop()!;
+    const s3Store = new S3Store(s3.bucket, prefix, S3_SETTINGS());
+    await s3Store.put(key, Readable.from([object]));
+    s3Store.close();
+    store = `s3://${s3.bucket}/${prefix}`;
+  }
   const report = await restore({
-    store: join(top, 'store'), cacheName: 'main', cacheDirs: ['obj'], compression, root, stateDir: join(top, 'state'), threads: 1,
+    store, s3: S3_SETTINGS(), cacheName: 'main', cacheDirs: ['obj'], compression, root, stateDir: join(top, 'state'), threads: 1,
   });
   return { warnings: report.warnings, outcome: report.outcome };
 }
@@ -57,18 +80,20 @@ const CASES: [string, Compression, () => Buffer, RegExp][] = [
   ['zstd: garbage after the tar', 'zstd', () => Buffer.concat([zstd(rawTar([...GOOD, ...metaEntries(1)])), zstd(big())]), /after the end of the tar archive/],
 ];
 
-for (const [name, compression, object, warning] of CASES) {
-  test(name, async () => {
-    const data = object();
-    // A first restore loads what stays loaded (the worker module, the zstd program's pipes' setup).
-    await restoreObject(compression, data);
-    const before = openDescriptors();
-    const { warnings, outcome } = await restoreObject(compression, data);
-    assert.is(outcome, 'miss');
-    assert.is(warnings.length, 1, warnings.join('\n'));
-    assert.match(warnings[0]!, warning);
-    assert.is(openDescriptors(), before, 'descriptors open after the restore');
-  });
+for (const kind of ['file', 's3'] as const) {
+  for (const [name, compression, object, warning] of kind === 'file' ? CASES : CASES.filter(([n]) => /first bytes|hostile first/.test(n))) {
+    test(`${kind}: ${name}`, async () => {
+      const data = object();
+      // A first restore loads what stays loaded (the worker module, the SDK).
+      await restoreObject(compression, data, kind);
+      const before = openDescriptors();
+      const { warnings, outcome } = await restoreObject(compression, data, kind);
+      assert.is(outcome, 'miss');
+      assert.is(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, warning);
+      assert.is(openDescriptors(), before, 'descriptors open after the restore');
+    });
+  }
 }
 
 test.run();
