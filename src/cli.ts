@@ -69,7 +69,7 @@ const OPTIONS: Record<string, Spec> = {
   'queue-size': { type: 'string', value: 'N', env: ['NBC_S3_QUEUE_SIZE'], fallback: '4', help: 'parts uploaded at once', commands: ['save'] },
   'connect-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_CONNECT_TIMEOUT'], fallback: '2', help: 'time to wait for a connection to the S3 server', commands: STORES },
   'socket-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_SOCKET_TIMEOUT'], fallback: '10', help: 'time a request or download may sit idle', commands: STORES },
-  deadline: { type: 'string', value: 'SECONDS', env: ['NBC_DEADLINE'], fallback: '20 + 1 per MB moved (gives up below 1 MB/s on average)', help: 'most time the work with the store may take (restore: fetch and unpack; save: pack and upload), then a warning and the build goes on', commands: BUILD },
+  deadline: { type: 'string', value: 'SECONDS', env: ['NBC_DEADLINE'], fallback: '10 + 1 per MB moved (gives up below 1 MB/s on average)', help: 'most time the work with the store may take (restore: fetch and unpack; save: pack and upload), then a warning and the build goes on', commands: BUILD },
   'max-attempts': { type: 'string', value: 'N', env: ['NBC_S3_MAX_ATTEMPTS'], fallback: '3', help: 'attempts per S3 request, retries included', commands: STORES },
   'build-failed': { type: 'boolean', fallback: 'off', help: 'the build failed (save-on-failure): say so in the report and the archive', commands: ['save'] },
   'older-than': { type: 'string', value: 'AGE', fallback: 'none', help: 'delete archives older than AGE (30m, 12h, 7d, 2w)', commands: ['prune'] },

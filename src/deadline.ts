@@ -7,9 +7,9 @@ import type { Store } from './stores/store.js';
 /**
  * The default when none is given: DEADLINE_BASE_MS plus one second per DEADLINE_BYTES_PER_SECOND
  * moved so far (read from or written to the store). A transfer averaging 1 MB/s (a hundredth of a
- * 1 Gbit link) never reaches it; a server trickling 1 KiB/s is given up on after about 20 s.
+ * 1 Gbit link) never reaches it; a server trickling 1 KiB/s is given up on after about 10 s.
  */
-export const DEADLINE_BASE_MS = 20_000;
+export const DEADLINE_BASE_MS = 10_000;
 export const DEADLINE_BYTES_PER_SECOND = 1_000_000;
 
 /** The store work took longer than the deadline allowed. */

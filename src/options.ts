@@ -29,7 +29,7 @@ export interface CacheOptions {
   threads?: number;
   /**
    * Milliseconds the work with the store may take (restore: fetching and unpacking, every name
-   * tried; save: packing and uploading) before it is given up with a warning. Default: 20 s plus
+   * tried; save: packing and uploading) before it is given up with a warning. Default: 10 s plus
    * 1 s per MB moved so far, so only a store slower than 1 MB/s on average is given up on.
    */
   deadlineMs?: number;

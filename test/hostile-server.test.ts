@@ -196,6 +196,14 @@ test('NBC_DEADLINE sets it too, with fallbacks: still one warning', async () => 
   unchanged();
 });
 
+test('without --deadline, the default gives a trickle up (a 1 MB/s average is its floor)', async () => {
+  const { result, unchanged } = await slowRun('restore', trickleDownloads, []);
+  assert.is(result.code, 0, result.stderr);
+  assert.equal(warningsOf(result.stderr).length, 1, result.stderr);
+  assert.match(warningsOf(result.stderr)[0]!, /gave up on the store after 1\d\.\d s: 0\.\d MB moved, slower than the default deadline allows/);
+  unchanged();
+});
+
 test('a trickling download with --strict: exit 1, the tree untouched', async () => {
   const { result, unchanged } = await slowRun('restore', trickleDownloads, ['--deadline', '1', '--strict']);
   assert.is(result.code, 1, result.stderr);
