@@ -26,6 +26,11 @@ const ARCHIVE_OBJECT = /^(.+?)\.([0-9a-f]{16})(\.tar(?:\.gz|\.zst)?)$/;
 /** A digest beside an archive of the format before pointers. */
 const LEGACY_DIGEST = /^(.+\.tar(?:\.gz|\.zst)?)\.([0-9a-f]{16})\.sha256$/;
 
+/** Whether `key` names an archive (written through a pointer), not another object (a marker). */
+export function isArchiveKey(key: string): boolean {
+  return EXTENSION.test(key);
+}
+
 /** Where the archive with `nonce` of the cache `key` lives: the nonce before the extension. */
 export function archiveObjectKey(key: string, nonce: string): string {
   const extension = EXTENSION.exec(key)?.[0] ?? '';

@@ -5,7 +5,7 @@ import type * as ClientS3 from '@aws-sdk/client-s3';
 import type * as LibStorage from '@aws-sdk/lib-storage';
 import type { Credentials } from '../core/credentials.js';
 import {
-  archiveObjectKey, besideOf, besidePrefix, collectable, formatPointer, logicalListing, ORPHAN_AGE_MS, parsePointer,
+  archiveObjectKey, besideOf, besidePrefix, collectable, formatPointer, isArchiveKey, logicalListing, ORPHAN_AGE_MS, parsePointer,
   type Pointer, type RawObject,
 } from '../core/pointer.js';
 import { ArchiveError, NbcError, StoreError } from '../errors.js';
@@ -132,7 +132,10 @@ export class S3Store implements Store {
       const object = await this.#getBody(key, signal);
       if (!object?.Body) return undefined;
       const body = object.Body as Readable;
-      if (object.Metadata?.[POINTER_MARK] === undefined) return this.#legacy(key, body, object.Metadata?.[LEGACY_NONCE], signal);
+      if (object.Metadata?.[POINTER_MARK] === undefined) {
+        if (!isArchiveKey(key) && object.Metadata?.[LEGACY_NONCE] === undefined) return withIdleTimeout(body, this.#settings.socketTimeout, signal);
+        return this.#legacy(key, body, object.Metadata?.[LEGACY_NONCE], signal);
+      }
       const pointer = parsePointer(await smallText(body) ?? '');
       const archive = pointer && await this.#getBody(archiveObjectKey(key, pointer.object), signal);
       if (pointer && archive?.Body) return this.#verified(archive.Body as Readable, pointer, this.#where(archiveObjectKey(key, pointer.object)), signal);
@@ -214,11 +217,30 @@ export class S3Store implements Store {
    * Uploads the archive under a key of its own, then points `key` at it (see core/pointer.ts), then
    * removes what the pointer no longer needs. A failure before the pointer is written leaves the
    * previous archive in place; racing saves each leave a whole archive, and the pointer names one.
+   * Other objects (markers, not archives) are written at their key as they are.
    */
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
+    if (!isArchiveKey(key)) return { bytes: (await this.#upload(key, body, signal)).bytes };
     const previous = await this.#pointedAt(key, signal);
     const nonce = randomBytes(8).toString('hex');
     const objectKey = archiveObjectKey(key, nonce);
+    const { bytes, sha256 } = await this.#upload(objectKey, body, signal);
+    try {
+      await this.#client.send(new PutObjectCommand({
+        Bucket: this.#bucket, Key: this.#key(key), Body: formatPointer({ object: nonce, sha256, bytes }),
+        ContentType: 'application/json', Metadata: { [POINTER_MARK]: nonce },
+      }), { abortSignal: signal });
+    } catch (error) {
+      // The archive uploaded is nobody's: the pointer still names the previous one.
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(objectKey) })).catch(() => {});
+      throw await this.#storeError('upload pointer', this.#where(key), error);
+    }
+    await this.#collect(key, nonce, previous).catch(() => {});
+    return { bytes };
+  }
+
+  /** Uploads `body` to `key` (in parts when large), counting and hashing it on the way. */
+  async #upload(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number; sha256: string }> {
     const hash = createHash('sha256');
     let bytes = 0;
     const counted = Readable.from((async function* count() {
@@ -236,7 +258,7 @@ export class S3Store implements Store {
       // We abort a failed upload ourselves: some servers refuse AbortMultipartUpload, and the SDK
       // would then report that refusal instead of what went wrong.
       leavePartsOnError: true,
-      params: { Bucket: this.#bucket, Key: this.#key(objectKey), Body: counted },
+      params: { Bucket: this.#bucket, Key: this.#key(key), Body: counted },
     });
     try {
       await upload.done();
@@ -245,25 +267,14 @@ export class S3Store implements Store {
       counted.destroy();
       const uploadId = (upload as unknown as { uploadId?: string }).uploadId;
       if (uploadId) {
-        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#key(objectKey), UploadId: uploadId }))
+        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#key(key), UploadId: uploadId }))
           .catch(() => {});
       }
-      throw await this.#storeError('upload', this.#where(objectKey), signal?.aborted ? signal.reason ?? error : error);
+      throw await this.#storeError('upload', this.#where(key), signal?.aborted ? signal.reason ?? error : error);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    try {
-      await this.#client.send(new PutObjectCommand({
-        Bucket: this.#bucket, Key: this.#key(key), Body: formatPointer({ object: nonce, sha256: hash.digest('hex'), bytes }),
-        ContentType: 'application/json', Metadata: { [POINTER_MARK]: nonce },
-      }), { abortSignal: signal });
-    } catch (error) {
-      // The archive uploaded is nobody's: the pointer still names the previous one.
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(objectKey) })).catch(() => {});
-      throw await this.#storeError('upload pointer', this.#where(key), error);
-    }
-    await this.#collect(key, nonce, previous).catch(() => {});
-    return { bytes };
+    return { bytes, sha256: hash.digest('hex') };
   }
 
   /** Deletes what a save that pointed `key` at `current` leaves unneeded (see collectable). */

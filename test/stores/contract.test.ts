@@ -122,6 +122,13 @@ for (const kind of STORES) {
     assert.equal((await store.list(undefined, 'race/')).map((o) => o.key), ['race/v2-x.tar.zst'], 'one cache listed');
   });
 
+  test('objects that are not archives (a marker) are written and read as they are', async () => {
+    const store = await kind.make();
+    await store.put('repo/main/v2-a.tar.zst.restored', body('mark'));
+    assert.equal(await bytesOf(await store.get('repo/main/v2-a.tar.zst.restored')), Buffer.from('mark'));
+    assert.equal((await store.list(undefined, 'repo/')).map((o) => [o.key, o.size]), [['repo/main/v2-a.tar.zst.restored', 4]]);
+  });
+
   test('a put whose body fails half-way fails, and the previous object stays whole', async () => {
     const store = await kind.make();
     await store.put('abort/v2-x.tar.zst', body('previous'));
