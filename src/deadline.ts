@@ -133,14 +133,13 @@ function guarded(store: Store, deadline: Deadline): Store {
 
 /**
  * Runs `work` with `store` under a deadline (options.deadlineMs, else the default); once it passes,
- * the store's operations fail with a DeadlineError saying so. The caller's signal still aborts.
+ * the store's operations (and downloads under way) fail with a DeadlineError saying so; what `work`
+ * does without the store (moving restored files into place) is not cut. The caller's signal still aborts.
  */
 export async function withDeadline<T>(store: Store, options: DeadlineOptions, work: (store: Store) => Promise<T>): Promise<T> {
   const deadline = new Deadline(options.deadlineMs, options.signal);
   try {
     return await work(guarded(store, deadline));
-  } catch (error) {
-    throw because(deadline, error);
   } finally {
     deadline.stop();
   }
