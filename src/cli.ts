@@ -48,6 +48,7 @@ const OPTIONS: Record<string, Spec> = {
   'disk-cache': { type: 'string', value: 'DIR', env: ['NBC_DISK_CACHE'], fallback: 'none', help: 'keep fetched and saved archives on local disk here, least recently used evicted first', commands: ['serve'] },
   'max-disk': { type: 'string', value: 'SIZE', env: ['NBC_MAX_DISK'], fallback: '10G', help: 'size cap of --disk-cache (K, M, G suffixes)', commands: ['serve'] },
   'read-only': { type: 'boolean', fallback: 'off', help: 'refuse saves and deletes', commands: ['serve'] },
+  writer: { type: 'string', multiple: true, value: 'USER|@GROUP', fallback: 'everyone who can connect', help: 'only this user (name or uid) or the members of @GROUP (name or gid) may save and delete; repeatable', commands: ['serve'] },
   'max-object-size': { type: 'string', value: 'SIZE', fallback: 'none', help: 'refuse archives larger than this (K, M, G suffixes)', commands: ['serve'] },
   'cache-name': { type: 'string', value: 'NAME', env: ['NBC_CACHE_NAME'], fallback: 'required', help: "this build's cache, e.g. REPO/BRANCH", commands: BUILD },
   fallback: { type: 'string', multiple: true, value: 'NAME', env: ['NBC_FALLBACKS'], fallback: 'none', help: 'cache to try when --cache-name has none; repeatable, tried in order (env: comma-separated)', commands: ['restore'] },
@@ -319,10 +320,12 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv): Promise<number>
     process.stderr.write(`nix-build-cache serve: invalid options:\n${options.problems.map((p) => `  ${p}`).join('\n')}\n`);
     return 2;
   }
-  const [{ serve }, { openStore }] = await Promise.all([import('./serve/daemon.js'), import('./stores/index.js')]);
+  const [{ serve }, { writePolicy }, { openStore }] = await Promise.all([import('./serve/daemon.js'), import('./serve/peer.js'), import('./stores/index.js')]);
   const log = (line: string) => process.stderr.write(`nix-build-cache serve: ${line}\n`);
+  const writerList = values.writer as string[] | undefined;
   let daemon;
   try {
+    const writers = writerList?.length ? await writePolicy(writerList) : undefined;
     const upstream = await openStore(built.store, built.s3);
     const diskCache = options.string('disk-cache');
     const group = options.string('socket-group');
@@ -330,8 +333,10 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv): Promise<number>
       socket: socket!, upstream, log, readOnly: values['read-only'] === true,
       ...(diskCache === undefined ? {} : { diskCache }), ...(maxDisk === undefined ? {} : { maxDisk }),
       ...(maxObjectSize === undefined ? {} : { maxObjectSize }), ...(group === undefined ? {} : { socketGroup: group }),
+      ...(writers ? { writers } : {}),
     });
-    log(`listening on unix://${socket} for ${upstream.location}${values['read-only'] ? ', read-only' : ''}${diskCache ? `, disk cache ${diskCache}` : ''}`);
+    const policy = values['read-only'] ? ', read-only' : writers ? `, writes from ${writerList!.join(' ')} only` : '';
+    log(`listening on unix://${socket} for ${upstream.location}${policy}${diskCache ? `, disk cache ${diskCache}` : ''}`);
   } catch (error) {
     process.stderr.write(`nix-build-cache serve: error: ${describeError(error)}\n`);
     return 1;
