@@ -12,7 +12,8 @@ import { ConfigError, describeError } from './errors.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
 // Each command loads only what it runs (tar, piscina, the AWS SDK): start-up is part of every build.
 import { summaryLine, type ListedCache, type Report, type RestoreReport } from './report.js';
-import type { S3Settings } from './stores/index.js';
+import { FileStore } from './stores/file.js';
+import { fileStorePath, isDirectoryStore, type S3Settings } from './stores/index.js';
 import { VERSION } from './version.js';
 
 type Command = 'restore' | 'settle' | 'save' | 'hash' | 'ls' | 'prune' | 'serve';
@@ -193,8 +194,9 @@ function s3Settings(options: Gathered, values: Values, env: NodeJS.ProcessEnv): 
 function buildOptions(command: Command, options: Gathered, values: Values, env: NodeJS.ProcessEnv): RestoreOptions {
   const stateDir = options.string('state-dir') ?? (env.NIX_BUILD_TOP ? join(env.NIX_BUILD_TOP, '.nix-build-cache') : undefined);
   const threads = options.number('threads');
+  const store = options.string('store') ?? join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nix-build-cache');
   const result: RestoreOptions = {
-    store: options.string('store') ?? join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nix-build-cache'),
+    store: env.NIX_BUILD_TOP && isDirectoryStore(store) ? new FileStore(fileStorePath(store), { createDir: false }) : store,
     s3: s3Settings(options, values, env),
     cacheName: options.string('cache-name') ?? '',
     cacheDirs: (options.get('cache-dir') as string[] | undefined) ?? [],

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
@@ -34,6 +34,8 @@ export interface BuildOptions {
  */
 export async function nixLikeBuild(work: string, env: Record<string, string>, files: Record<string, string>, name: string,
   options: BuildOptions = {}): Promise<Build> {
+  // In a Nix build the store directory must exist: the admin's one-time set-up.
+  if (env.NBC_STORE && !/^[a-z0-9+.-]+:\/\//.test(env.NBC_STORE)) mkdirSync(env.NBC_STORE, { recursive: true });
   const top = await mkdtemp(join(work, 'nix-build-'));
   const root = join(top, 'source');
   writeTree(root, files);

@@ -14,13 +14,24 @@ const SHARED_FILE_MODE = 0o664;
 const WRITE_HINT = 'the store directory must exist and be writable by the build users '
   + '(one-time set-up: install -d -m 2775 -o root -g nixbld DIR, and for sandboxed builds extra-sandbox-paths = DIR?)';
 
+export interface FileStoreOptions {
+  /**
+   * Create the store directory on the first save (default). In a Nix build it must exist already:
+   * in the sandbox, a directory not in extra-sandbox-paths would be created in the build's private
+   * file system and vanish with it, a save that "succeeds" into nothing.
+   */
+  createDir?: boolean;
+}
+
 /** A directory of archives: the default store, for one machine or a shared file system. */
 export class FileStore implements Store {
   readonly location: string;
   readonly #dir: string;
+  readonly #createDir: boolean;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: FileStoreOptions = {}) {
     this.#dir = resolve(dir);
+    this.#createDir = options.createDir ?? true;
     this.location = `file://${this.#dir}`;
   }
 
@@ -70,6 +81,9 @@ export class FileStore implements Store {
     const temporary = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
       const root = await stat(this.#dir).catch(() => undefined);
+      if (!root && !this.#createDir) {
+        throw new StoreError('write', this.location, `the store directory ${this.#dir} does not exist in this build`, { hint: WRITE_HINT });
+      }
       const shared = root !== undefined && (root.mode & 0o020) !== 0;
       await this.#makeParents(path, shared);
       const handle = await open(temporary, 'wx', 0o644);
