@@ -49,7 +49,7 @@ export async function nixLikeBuild(work: string, env: Record<string, string>, fi
   options.beforeSave?.(root);
   const saved = await runCli(['save', ...cacheArgs, ...(options.saveArgs ?? [])], { cwd: root, env: buildEnv });
   assert.is(saved.code, 0, saved.stderr);
-  assert.match(saved.stderr, options.saveSays ?? /save: (saved|skipped .*nothing under the cache dirs changed)/);
+  assert.match(saved.stderr, options.saveSays ?? /save: (saved|skipped .*nothing under the cache dirs changed)/, saved.stderr);
   const report = JSON.parse(readFileSync(join(top, 'restore.json'), 'utf8')) as Build['report'];
   return {
     root, top, ...parseMakeOutput(make.stdout), restoreOutput: restored.stdout + restored.stderr, saveOutput: saved.stderr, report,

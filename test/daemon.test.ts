@@ -101,6 +101,44 @@ test('the daemon killed in the middle of a download: the build goes on; restarte
     assert.equal(next.compiled, [`${unitName(3)}.c`]);
     await restarted.stop();
   } finally {
+    // A daemon the test did not kill (a failed assertion) is stopped, or the suite would wait for it.
+    if (daemon && kills === 0) await daemon.stop();
+    running.delete(daemon!);
+    await proxy.close();
+  }
+});
+
+test('the daemon killed in the middle of an upload: the save warns and the build succeeds; restarted, the next build hits the archive before', async () => {
+  let daemon: Daemon | undefined;
+  let kills = 0;
+  let armed = false;
+  // The kill comes as the archive's first request reaches S3, its body still on the way.
+  const proxy: Proxy = await startProxy(s3.port, (req, _res, forward) => {
+    if (armed && req.method === 'PUT' && isArchive(req) && daemon && kills === 0) {
+      kills = 1;
+      daemon.process.kill('SIGKILL');
+    }
+    forward();
+  });
+  try {
+    daemon = await startDaemon('killed-upload', [], proxy.endpoint);
+    const files = cProject({ units: UNITS });
+    await nixLikeBuild(work, buildEnv(daemon), files, 'repo/killed-upload');
+    armed = true;
+    const interrupted = await nixLikeBuild(work, buildEnv(daemon), edit(files, 5), 'repo/killed-upload', {
+      beforeSave: (root) => writeTree(root, { 'obj/padding.bin': randomBytes(8 << 20) }),
+      saveSays: /warning: save failed, the build goes on/,
+    });
+    assert.is(kills, 1, 'the daemon was killed during the upload');
+    assert.equal(interrupted.compiled, [`${unitName(5)}.c`]);
+    const restarted = await startDaemon('killed-upload', [], proxy.endpoint);
+    const next = await nixLikeBuild(work, buildEnv(restarted), edit(files, 5), 'repo/killed-upload');
+    assert.is(next.report.outcome, 'hit', next.restoreOutput);
+    assert.equal(next.compiled, [`${unitName(5)}.c`], 'the cold build\'s archive, whole: the interrupted upload left nothing behind');
+    await restarted.stop();
+  } finally {
+    // A daemon the test did not kill (a failed assertion) is stopped, or the suite would wait for it.
+    if (daemon && kills === 0) await daemon.stop();
     running.delete(daemon!);
     await proxy.close();
   }
