@@ -42,7 +42,7 @@ export function printable(path: BytePath): string {
 }
 
 /** "a, b, c and 4 more": a list that names each thing at most once and stays one line. */
-export function someOf(items: readonly string[], shown = 5): string {
+export function someOf(items: readonly string[], shown = 10): string {
   const head = items.slice(0, shown).join(', ');
   return items.length > shown ? `${head} and ${items.length - shown} more` : head;
 }
