@@ -52,11 +52,14 @@ test('the next save (of any name) removes a killed save\'s temporary; ls never s
   assert.not.match(listed.stdout + listed.stderr, /\.tmp-/);
   assert.match(listed.stderr, /ls: 0 archives/);
 
-  // Beside it: a live writer's temporary (this process, same host), and two of writers it cannot
-  // check (another host): one written to just now, one not for two hours.
-  const live = left!.replace(/\.tmp-\d+-/, `.tmp-${process.pid}-`);
-  const fresh = left!.replace(/\.tmp-(\d+)-[0-9a-f]{8}-/, '.tmp-$1-0badc0de-');
-  const old = left!.replace(/\.tmp-(\d+)-[0-9a-f]{8}-[0-9a-f]{8}$/, '.tmp-$1-0badc0de-cafe0001');
+  // Beside it: a live writer's temporary (this process, on this host), and two of writers it
+  // cannot check (another host): one written to just now, one not for two hours.
+  const named = /^(.*\.tmp-)(\d+)-([0-9a-f]{8})-[0-9a-f]{8}$/.exec(left!);
+  assert.ok(named, `the temporary's name records its writer: ${left}`);
+  const [, base, pid, writer] = named;
+  const live = `${base}${process.pid}-${writer}-00000001`;
+  const fresh = `${base}${pid}-0badc0de-00000002`;
+  const old = `${base}${pid}-0badc0de-00000003`;
   for (const name of [live, fresh, old]) writeFileSync(join(store, name), 'partial');
   const hoursAgo = (Date.now() - 2 * 3600e3) / 1000;
   utimesSync(join(store, old), hoursAgo, hoursAgo);
