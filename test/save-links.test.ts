@@ -1,10 +1,13 @@
 // Issue #15, items 1 and 2: a saved archive always restores (symlinks decided one by one), and
 // save never reads outside the tree (cache dirs reached through symlinks are refused).
-import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileAsync, tempDir } from './helpers.js';
+import { packArchive } from '../src/archive.js';
+import { listArtifacts } from '../src/artifacts.js';
+import { WorkerPool } from '../src/pool.js';
+import { execFileAsync, tempDir, writeTree } from './helpers.js';
 import { saveBuild, warnings } from './save-build.js';
 
 const test = suite('save: symlinks and cache dirs outside the tree');
@@ -101,6 +104,33 @@ test('a/b where a is a link (out of the tree or into it), and a cache dir that i
   const strict = await saveBuild(work, store, 'direct', { fill: (root) => symlinkSync(join(outside, 'obj'), join(root, 'obj')), saveArgs: ['--strict'] });
   assert.is(strict.save.code, 1, 'only --strict fails the build');
   assert.not.ok(existsSync(join(store, 'direct')));
+});
+
+test('a directory swapped for a link between listing and packing is not read through', async () => {
+  const root = join(work, 'tree');
+  writeTree(root, { 'obj/sub/a.o': 'inside', 'obj/b.o': 'b' });
+  writeFileSync(join(outside, 'obj', 'a.o'), 'stolen from outside');
+  const realRoot = realpathSync(root, 'buffer');
+  const listed = await listArtifacts({ root: Buffer.from(root), realRoot, cacheDirs: ['obj'], sources: new Set(), skip: new Set() });
+  assert.equal(listed.entries.map((e) => e.path), ['obj', 'obj/b.o', 'obj/sub', 'obj/sub/a.o']);
+  renameSync(join(root, 'obj/sub'), join(work, 'moved-away'));
+  symlinkSync(join(outside, 'obj'), join(root, 'obj/sub'));
+  const pool = new WorkerPool(1);
+  let skipped: readonly [string, string][] = [];
+  try {
+    const body = packArchive({
+      root, realRoot, entries: listed.entries, compression: 'none', pool, created: 0,
+      onSkipped: (found) => { skipped = found; }, metaFiles: () => new Map(),
+    });
+    const tar = Buffer.concat(await body.toArray() as Buffer[]);
+    assert.not.ok(tar.includes('stolen'), 'nothing from outside the tree in the archive');
+    assert.ok(tar.includes('obj/b.o'));
+  } finally {
+    await pool.close();
+  }
+  assert.equal(skipped.map(([path, why]) => `${path}: ${why}`), [
+    'obj/sub: was a directory when listed, is not now', 'obj/sub/a.o: leads out of the tree',
+  ]);
 });
 
 test.run();
