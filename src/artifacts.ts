@@ -56,20 +56,21 @@ async function whyRefused(root: Buffer, realRoot: Buffer, dir: BytePath): Promis
   const parts = dir.split('/');
   for (let i = 1; i <= parts.length; i++) {
     const prefix = parts.slice(0, i).join('/');
-    const subject = i === parts.length ? '' : `${printable(prefix)} `;
+    // "is …" of the dir itself, "lies below a, which is …" of a directory on the way.
+    const is = i === parts.length ? 'is' : `lies below ${printable(prefix)}, which is`;
     let stat;
     try {
       stat = await lstat(absolutePath(root, prefix));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return i === parts.length ? 'does not exist' : `${subject}does not exist`;
-      return `${subject}cannot be read (${describeError(error)})`;
+      if (code === 'ENOENT') return i === parts.length ? 'does not exist' : `lies below ${printable(prefix)}, which does not exist`;
+      return `${is} unreadable (${describeError(error)})`;
     }
     if (stat.isSymbolicLink()) {
       const target = await readlink(absolutePath(root, prefix), 'latin1').catch(() => '?');
-      return `${subject}is a symlink (to ${printable(target)}): what it leads to is not part of the tree`;
+      return `${is} a symlink (to ${printable(target)}): what it leads to is not part of the tree`;
     }
-    if (!stat.isDirectory()) return `${subject}is ${stat.isFile() ? 'a file' : 'not a directory'}, not a directory`;
+    if (!stat.isDirectory()) return `${is} ${stat.isFile() ? 'a file' : 'neither file nor directory'}, not a directory`;
   }
   const real = await realpath(absolutePath(root, dir), 'latin1').catch(() => undefined);
   const expected = absolutePath(realRoot, dir).toString('latin1');

@@ -74,11 +74,11 @@ test('a cache dir below a symlinked parent (build -> /elsewhere) is refused, and
   };
   const refused = await saveBuild(work, store, 'parent', { cacheDirs: ['build/obj', 'obj'], fill });
   assert.is(refused.save.code, 0, refused.save.stderr);
-  assert.match(refused.save.stderr, /warning: not saving: an archive without build\/obj build is a symlink \(to [^)]*outside\)/, refused.save.stderr);
+  assert.match(refused.save.stderr, /warning: not saving: an archive without build\/obj lies below build, which is a symlink \(to [^)]*outside\)/, refused.save.stderr);
   assert.not.ok(existsSync(join(store, 'parent')), 'nothing stored');
 
   const partial = await saveBuild(work, store, 'parent', { cacheDirs: ['build/obj', 'obj'], fill, saveArgs: ['--allow-partial'] });
-  assert.match(partial.save.stderr, /warning: saving without build\/obj \(build is a symlink/, partial.save.stderr);
+  assert.match(partial.save.stderr, /warning: saving without build\/obj \(lies below build, which is a symlink/, partial.save.stderr);
   assert.match(partial.save.stderr, /save: saved parent/);
   const listing = await archiveListing('parent');
   assert.match(listing, /obj\/a\.o/);
@@ -96,7 +96,7 @@ test('a/b where a is a link (out of the tree or into it), and a cache dir that i
       },
     });
     assert.is(result.save.code, 0);
-    assert.match(result.save.stderr, /warning: not saving: no cache dir can be saved: a\/obj a is a symlink/, result.save.stderr);
+    assert.match(result.save.stderr, /warning: not saving: no cache dir can be saved: a\/obj lies below a, which is a symlink/, result.save.stderr);
     assert.not.ok(existsSync(join(store, `nested-${name}`)));
   }
   const direct = await saveBuild(work, store, 'direct', { fill: (root) => symlinkSync(join(outside, 'obj'), join(root, 'obj')) });
