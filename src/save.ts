@@ -87,13 +87,11 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         const { root } = loaded.state;
         const sources = new Set([...loaded.manifest.keys(), ...loaded.state.unhashable]);
         const realRoot = await realpath(root, 'buffer');
-        const [artifacts, proven] = await Promise.all([
-          listArtifacts({
-            root: Buffer.from(root), realRoot, cacheDirs: config.cacheDirs, sources, skip: skipInside(root, loaded.dir), signal: config.signal,
-          }),
-          // Only the state in the temp dir outlives a build; a state dir given (as in Nix) is this build's.
-          config.stateDir ? { manifestText: loaded.manifestText, changed: [] } : provenManifest(loaded, pool, config.signal),
-        ]);
+        // Only the state in the temp dir outlives a build; a state dir given (as in Nix) is this build's.
+        const proven = config.stateDir ? { manifestText: loaded.manifestText, changed: [] } : await provenManifest(loaded, pool, config.signal);
+        const artifacts = await listArtifacts({
+          root: Buffer.from(root), realRoot, cacheDirs: config.cacheDirs, sources, skip: skipInside(root, loaded.dir), signal: config.signal,
+        });
         artifacts.warnings.forEach(warn);
         if (proven.changed.length > 0) {
           warn(`${proven.changed.length} sources changed since restore ran (${someOf(proven.changed.map(printable))}): `
@@ -116,8 +114,11 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         const opened = store = await openStore(config.store, config.s3);
         const body = packArchive({
           root, realRoot, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
-          onSkipped: (skipped) => warn(`not saved: ${skipped.length} entries that could not be read: ${someOf(skipped.map(([path, reason]) => `${printable(path)} (${reason})`))}`),
+          onSkipped: (skipped) => warn(`not saved: ${skipped.length} entries that could not be read or changed while saving: `
+            + `${someOf(skipped.map(([path, reason]) => `${printable(path)} (${reason})`))}`),
           metaFiles: (counts, digests, rooted) => {
+            // Thrown here, the archive is never completed: the store keeps what it had.
+            if (counts.files === 0) throw new NbcError('NBC_SAVE', 'every artifact was left out, and an empty archive would replace the cache');
             Object.assign(report, counts);
             const meta: ArchiveMeta = {
               format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], root, rooted: [...rooted], created: created.toISOString(),

@@ -1,7 +1,7 @@
 // Issue #15, item 8: odd trees. An unreadable artifact is left out and named once (the rest is
 // saved); names that are not UTF-8 are one summary line; cache dirs with spaces work from the
 // command line, the environment and the Nix wrapper.
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
@@ -37,7 +37,7 @@ test('unreadable artifacts (mode 000, saved by a build user) are left out and na
   assert.match(saved.save.stderr, /save: saved locked, .*; 2 files/, saved.save.stderr);
   const lines = warnings(saved.save.stderr);
   assert.is(lines.length, 2, saved.save.stderr);
-  assert.match(lines.join('\n'), /not saved: 1 entries that could not be read: obj\/secret\.o \(EACCES/);
+  assert.match(lines.join('\n'), /not saved: 1 entries that could not be read or changed while saving: obj\/secret\.o \(EACCES/);
   assert.match(lines.join('\n'), /not saved: 1 directories that could not be read, so neither what is in them: obj\/locked: EACCES/);
   assert.not.match(saved.save.stderr, /store/i, 'nothing blames the store');
 
@@ -45,6 +45,22 @@ test('unreadable artifacts (mode 000, saved by a build user) are left out and na
   assert.match(restored.restore.stderr, /restore: hit locked/, restored.restore.stderr);
   assert.is(readFileSync(join(restored.root, 'obj/sub/b.o'), 'utf8'), 'readable too');
   assert.not.ok(existsSync(join(restored.root, 'obj/secret.o')));
+
+  // Every artifact unreadable: the archive is never completed, and the stored one stays.
+  const [object] = readdirSync(join(store, 'locked'));
+  const before = readFileSync(join(store, 'locked', object!));
+  const none = await saveBuild(work, store, 'locked', {
+    uid: USER,
+    fill: (root) => {
+      writeTree(root, { 'obj/a.o': 'rebuilt' });
+      for (const path of ['obj/a.o', 'obj/sub/b.o']) chmodSync(join(root, path), 0);
+    },
+  });
+  assert.is(none.save.code, 0);
+  assert.match(none.save.stderr, /save failed, the build goes on: every artifact was left out, and an empty archive would replace the cache/, none.save.stderr);
+  assert.not.match(none.save.stderr, /store/i, 'nothing blames the store');
+  assert.equal(readdirSync(join(store, 'locked')), [object]);
+  assert.equal(readFileSync(join(store, 'locked', object!)), before);
 });
 
 test('names that are not UTF-8: one summary line, the other files saved and restored', async () => {

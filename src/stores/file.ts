@@ -4,7 +4,7 @@ import { chmod, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:f
 import { hostname } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { describeError, StoreError } from '../errors.js';
+import { describeError, NbcError, StoreError } from '../errors.js';
 import type { Store, StoredObject } from './store.js';
 
 // A store directory that is group-writable (the set-up for many build users: `install -d -m 2775
@@ -133,7 +133,8 @@ export class FileStore implements Store {
       return { bytes };
     } catch (error) {
       await unlink(temporary).catch(() => {});
-      if (error instanceof StoreError || (error as Error).name === 'AbortError') throw error;
+      // The body's own errors (what was being archived) are not the store's.
+      if (error instanceof NbcError || (error as Error).name === 'AbortError') throw error;
       const denied = ['EACCES', 'EPERM', 'EROFS'].includes((error as NodeJS.ErrnoException).code ?? '');
       throw new StoreError('write', `${this.location}/${key}`, describeError(error), { cause: error, ...(denied ? { hint: WRITE_HINT } : {}) });
     }
