@@ -113,14 +113,17 @@ export async function listArtifacts(input: ListInput): Promise<Artifacts> {
     const walk = walkTree(root, {
       start: dir, skip: input.skip, signal, confineTo: realRoot,
       onProblem: (problem) => unreadable.push(problem.replace(/^cannot read directory /, '')),
-      // Names that are not UTF-8 cannot be archived (tar stores UTF-8), and neither can what is below them.
-      enter: (path) => isTextPath(path) && path !== META_DIR,
+      enter: (path) => path !== META_DIR,
     });
     for await (const entries of walk) {
       for (const { path, kind } of entries) {
         if (sources.has(path)) continue;
         if (path === META_DIR) metaDir = true;
-        else if (!isTextPath(path)) notText.push(printable(path));
+        // Names that are not UTF-8 cannot be archived (tar stores UTF-8), nor anything below them;
+        // a directory of such a name is named by what it holds, as it may hold only sources.
+        else if (!isTextPath(path)) {
+          if (kind !== 'dir') notText.push(printable(path));
+        }
         else if (kind === 'other') others.push(textFromBytePath(path));
         else if (kind !== 'symlink') result.entries.push({ path, kind });
         else {
@@ -137,7 +140,7 @@ export async function listArtifacts(input: ListInput): Promise<Artifacts> {
     if (items.length > 0) result.warnings.push(`not saved: ${items.length} ${what}: ${someOf(items)}`);
   };
   leftOut(links, 'symlinks that restore would refuse (absolute, out of the tree or through another link)');
-  leftOut(notText, 'entries whose names are not UTF-8 (tar stores UTF-8 names), with what is below them');
+  leftOut(notText, 'artifacts whose paths are not UTF-8 (tar stores UTF-8 names)');
   leftOut(others, 'entries that are not files, directories or symlinks');
   leftOut(unreadable, 'directories that could not be read, so neither what is in them');
   if (metaDir) result.warnings.push(`not saved: ${META_DIR}, the name the archive keeps its own files under`);

@@ -77,7 +77,7 @@ test('names that are not UTF-8: one summary line, the other files saved and rest
   assert.is(saved.save.code, 0, saved.save.stderr);
   const lines = warnings(saved.save.stderr);
   assert.is(lines.length, 1, saved.save.stderr);
-  assert.match(lines[0]!, /not saved: 301 entries whose names are not UTF-8 .*: obj\/b\\xff-/);
+  assert.match(lines[0]!, /not saved: 320 artifacts whose paths are not UTF-8 .*: obj\/b\\xff-/);
   assert.match(saved.save.stderr, /save: saved names, .*; 2 files/);
   const restored = await saveBuild(work, store, 'names');
   assert.match(restored.restore.stderr, /restore: hit names/, restored.restore.stderr);
