@@ -106,6 +106,15 @@ test('a/b where a is a link (out of the tree or into it), and a cache dir that i
   assert.not.ok(existsSync(join(store, 'direct')));
 });
 
+test('absolute cache dirs and ".." components are invalid options: nothing is read or stored', async () => {
+  for (const dir of [outside, '../outside', 'obj/../../outside']) {
+    const result = await saveBuild(work, store, 'escape', { cacheDirs: [dir], fill: (root) => mkdirSync(join(root, 'obj')) });
+    assert.is(result.save.code, 2, result.save.stderr);
+    assert.match(result.save.stderr, /invalid options:\n {2}cacheDirs: must be a relative path without "\.\."/);
+  }
+  assert.not.ok(existsSync(store));
+});
+
 test('a directory swapped for a link between listing and packing is not read through', async () => {
   const root = join(work, 'tree');
   writeTree(root, { 'obj/sub/a.o': 'inside', 'obj/b.o': 'b' });
