@@ -60,7 +60,7 @@ export interface SetTimesResult {
  */
 export interface PackTask {
   root: string;
-  /** The root's real path (latin1): a file is packed only when the descriptor opened is that path below it. */
+  /** The root's real path (latin1): an entry is packed only when its directory resolves to that path below it. */
   realRoot: string;
   entries: string[];
   /** The kind each entry was listed as, one letter each (f, d, l): one found changed is left out. */
