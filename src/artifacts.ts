@@ -121,9 +121,7 @@ export async function listArtifacts(input: ListInput): Promise<Artifacts> {
         if (path === META_DIR) metaDir = true;
         // Names that are not UTF-8 cannot be archived (tar stores UTF-8), nor anything below them;
         // a directory of such a name is named by what it holds, as it may hold only sources.
-        else if (!isTextPath(path)) {
-          if (kind !== 'dir') notText.push(printable(path));
-        }
+        else if (!isTextPath(path)) notText.push(...(kind === 'dir' ? [] : [printable(path)]));
         else if (kind === 'other') others.push(textFromBytePath(path));
         else if (kind !== 'symlink') result.entries.push({ path, kind });
         else {
