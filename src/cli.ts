@@ -72,6 +72,7 @@ const OPTIONS: Record<string, Spec> = {
   'connect-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_CONNECT_TIMEOUT'], fallback: '2', help: 'time to wait for a connection to the S3 server', commands: STORES },
   'socket-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_SOCKET_TIMEOUT'], fallback: '10', help: 'time a request or download may sit idle', commands: STORES },
   'max-attempts': { type: 'string', value: 'N', env: ['NBC_S3_MAX_ATTEMPTS'], fallback: '3', help: 'attempts per S3 request, retries included', commands: STORES },
+  'allow-partial': { type: 'boolean', env: ['NBC_ALLOW_PARTIAL'], fallback: 'off', help: 'save the cache dirs that can be saved when others are missing, not directories or symlinks (else such a save is skipped)', commands: ['save'] },
   'build-failed': { type: 'boolean', fallback: 'off', help: 'the build failed (save-on-failure): say so in the report and the archive', commands: ['save'] },
   'older-than': { type: 'string', value: 'AGE', fallback: 'none', help: 'delete archives older than AGE (30m, 12h, 7d, 2w)', commands: ['prune'] },
   keep: { type: 'string', value: 'N', fallback: 'none', help: 'never delete the newest N archives of each cache name', commands: ['prune'] },
@@ -120,7 +121,8 @@ class Gathered {
     const fromEnv = spec.env?.map((variable) => this.#env[variable]).find((value) => value !== undefined && value !== '');
     if (fromEnv === undefined) return undefined;
     if (spec.type === 'boolean') return TRUE.has(fromEnv.toLowerCase());
-    return spec.multiple ? fromEnv.split(/[,\s]+/).filter(Boolean) : fromEnv;
+    // Comma-separated: a directory name may hold spaces.
+    return spec.multiple ? fromEnv.split(',').map((item) => item.trim()).filter(Boolean) : fromEnv;
   }
 
   string(name: string): string | undefined {
@@ -305,7 +307,7 @@ async function execute(command: Command, values: Values, positionals: string[], 
   }
   const withHooks = { ...built, onWarning: hooks.onWarning, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) };
   if (command === 'restore') return (await import('./restore.js')).restore(withHooks);
-  return (await import('./save.js')).save({ ...withHooks, buildFailed: values['build-failed'] === true });
+  return (await import('./save.js')).save({ ...withHooks, buildFailed: values['build-failed'] === true, allowPartial: options.get('allow-partial') === true });
 }
 
 /** Runs the daemon in the foreground (for systemd) until SIGTERM or SIGINT. */

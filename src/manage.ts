@@ -50,7 +50,10 @@ export async function pruneCaches(options: PruneOptions): Promise<CacheObject[]>
   if (problems.length > 0) throw new ConfigError(problems);
   return withStore(options, async (store) => {
     const doomed = selectForPrune(await cachesIn(store, options.signal), options, Date.now());
-    if (!options.dryRun) for (const object of doomed) await store.delete(object.key, options.signal);
+    if (!options.dryRun) {
+      for (const object of doomed) await store.delete(object.key, options.signal);
+      await store.removeStale?.(options.signal);
+    }
     return doomed;
   });
 }

@@ -46,6 +46,11 @@ export interface RestoreOptions extends CacheOptions {
 export interface SaveOptions extends CacheOptions {
   /** The build failed (save-on-failure): noted in the report and in meta.json. Default false. */
   buildFailed?: boolean;
+  /**
+   * Save the cache dirs that can be saved when others cannot (missing, not a directory, reached
+   * through a symlink). Default false: such a save is skipped, keeping the whole archive stored before.
+   */
+  allowPartial?: boolean;
 }
 
 const DEFAULTS = { compression: 'zstd', strict: false, fallbacks: [], explain: false } as const;

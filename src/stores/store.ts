@@ -22,6 +22,8 @@ export interface Store {
    * not exist, as in a sandboxed build that was not given it): said with a miss.
    */
   whyEmpty?(): Promise<string | undefined>;
+  /** Removes what writers that were killed left behind (temporary files); returns their keys. */
+  removeStale?(signal?: AbortSignal): Promise<string[]>;
   /** Removes an archive and anything the store keeps beside it. */
   delete(key: string, signal?: AbortSignal): Promise<void>;
   /** Releases connections; the store is not used afterwards. */

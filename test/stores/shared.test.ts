@@ -78,6 +78,8 @@ test('an unwritable store is one warning that names the fix, and the build goes 
     for (const path of [top, root, join(root, 'a.c')]) chownSync(path, USERS[1]!, GROUP);
     const args = ['--store', store, '--cache-name', 'denied', '--cache-dir', 'obj', '--state-dir', join(top, 'state')];
     assert.is((await runAs(USERS[1]!, ['restore', ...args], root)).code, 0);
+    // An artifact of the build (obj/b.o was there at restore: a source): with nothing to save, save would not write.
+    writeFileSync(join(root, 'obj/c.o'), 'c');
     const saved = await runAs(USERS[1]!, ['save', ...args], root);
     assert.is(saved.code, 0);
     const warnings = saved.stderr.split('\n').filter((line) => line.includes('warning'));
