@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The only module that touches argv, the environment, stdout/stderr and the exit code.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +8,11 @@ import { parseArgs } from 'node:util';
 import { parseCredentials, type Credentials } from './core/credentials.js';
 import { formatManifest } from './core/manifest.js';
 import { parseDuration, type CacheObject } from './core/prune.js';
+import { nearest } from './core/suggest.js';
 import { ConfigError, describeError } from './errors.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
 // Each command loads only what it runs (tar, piscina, the AWS SDK): start-up is part of every build.
-import { summaryLine, type ListedCache, type Report, type RestoreReport } from './report.js';
+import { summaryLine, whyAttempt, type ListedCache, type Report, type RestoreReport } from './report.js';
 import type { S3Settings } from './stores/index.js';
 import { VERSION } from './version.js';
 
@@ -202,7 +203,12 @@ function buildOptions(command: Command, options: Gathered, values: Values, env: 
     explain: command === 'restore' && options.get('explain') === true,
   };
   if (stateDir !== undefined) result.stateDir = stateDir;
-  if (options.string('root') !== undefined) result.root = options.string('root')!;
+  const root = options.string('root');
+  if (root !== undefined) {
+    result.root = root;
+    const problem = notADirectory(root);
+    if (problem) options.problems.push(`--root: ${problem}`);
+  }
   if (options.string('compression') !== undefined) result.compression = options.string('compression') as RestoreOptions['compression'];
   if (options.string('salt') !== undefined) result.salt = options.string('salt')!;
   if (threads !== undefined) result.threads = threads;
@@ -212,6 +218,16 @@ function buildOptions(command: Command, options: Gathered, values: Values, env: 
     result.limits = { ...(maxBytes === undefined ? {} : { maxBytes }), ...(maxEntries === undefined ? {} : { maxEntries }) };
   }
   return result;
+}
+
+/** Why `path` cannot be a root to work in, or undefined when it is a directory. */
+function notADirectory(path: string): string | undefined {
+  try {
+    return statSync(path).isDirectory() ? undefined : `${path} is not a directory`;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `no such directory ${path}` : `cannot use ${path} (${code ?? describeError(error)})`;
+  }
 }
 
 function progress(quiet: boolean) {
@@ -228,12 +244,11 @@ function progress(quiet: boolean) {
   };
 }
 
-function printExplain(report: RestoreReport): void {
-  for (const attempt of report.attempts) {
-    process.stdout.write(`# ${attempt.name}: ${attempt.result}${attempt.reason ? ` (${attempt.reason})` : ''}\n`);
-  }
+function printExplain(report: RestoreReport, out: NodeJS.WritableStream): void {
+  for (const attempt of report.attempts) out.write(`# tried ${attempt.name}, key ${attempt.key}: ${attempt.result}, ${whyAttempt(attempt)}\n`);
+  if (report.attempts.length === 0) out.write('# tried nothing: restore failed before the store was read (see the warning)\n');
   for (const line of report.explain ?? []) {
-    process.stdout.write(`${line.status.padEnd(9)}  ${line.path}${line.reason ? `  (${line.reason})` : ''}\n`);
+    out.write(`${line.status.padEnd(9)}  ${line.path}${line.reason ? `  (${line.reason})` : ''}\n`);
   }
 }
 
@@ -246,12 +261,12 @@ function age(iso: string): string {
   return seconds < 3600 ? `${Math.round(seconds / 60)}m` : seconds < 172800 ? `${Math.round(seconds / 3600)}h` : `${Math.round(seconds / 86400)}d`;
 }
 
-function printCaches(caches: readonly ListedCache[], verb = ''): void {
+function printCaches(caches: readonly ListedCache[], out: NodeJS.WritableStream, verb = ''): void {
   const rows = caches.map((c) => [c.name, `${(c.size / 1e6).toFixed(1)} MB`, age(c.modified), c.key]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), ['NAME', 'SIZE', 'AGE'][i]!.length));
   const line = (cells: string[]) => `${verb}${cells.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  ')}\n`;
-  if (rows.length > 0 && verb === '') process.stdout.write(line(['NAME', 'SIZE', 'AGE', 'KEY']));
-  for (const row of rows) process.stdout.write(line(row));
+  if (rows.length > 0 && verb === '') out.write(line(['NAME', 'SIZE', 'AGE', 'KEY']));
+  for (const row of rows) out.write(line(row));
 }
 
 async function execute(command: Command, values: Values, positionals: string[], env: NodeJS.ProcessEnv,
@@ -294,6 +309,8 @@ async function execute(command: Command, values: Values, positionals: string[], 
   if (command === 'hash') {
     if (positionals.length > 1) throw new ConfigError([`DIR: at most one directory (got ${positionals.length})`]);
     const root = positionals[0] ?? '.';
+    const problem = notADirectory(root);
+    if (problem) throw new ConfigError([`DIR: ${problem}`]);
     const [{ hashTree }, { hasherName }] = await Promise.all([import('./hash.js'), import('./native-hasher.js')]);
     const tree = await hashTree(root, { ...(built.threads === undefined ? {} : { threads: built.threads }), ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
     process.stdout.write(formatManifest(tree.digests));
@@ -342,6 +359,55 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv): Promise<number>
   return 0;
 }
 
+/** Options of every command, for telling a misplaced option from an unknown one. */
+function commandsOf(name: string): readonly Command[] {
+  return OPTIONS[name]?.commands ?? [];
+}
+
+/** The one line for an argument that is no option of `command`, or undefined when all are known. */
+function unknownOption(command: Command, args: readonly string[]): string | undefined {
+  const names = Object.keys(OPTIONS).filter((name) => commandsOf(name).includes(command));
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') return undefined;
+    if (arg === '-h' || arg === '-' || !arg.startsWith('-')) continue;
+    const name = arg.replace(/^--?/, '').split('=')[0]!;
+    if (names.includes(name)) {
+      // The next argument is this option's value, whatever it looks like.
+      if (OPTIONS[name]!.type === 'string' && !arg.includes('=')) i++;
+      continue;
+    }
+    const elsewhere = commandsOf(name);
+    if (elsewhere.length > 0) return `--${name} is not an option of ${command} (it is one of ${elsewhere.join(', ')}); run 'nix-build-cache ${command} --help'`;
+    const guess = nearest(name, names);
+    return `unknown option ${arg.split('=')[0]}${guess ? `; did you mean --${guess}?` : ''} (run 'nix-build-cache ${command} --help')`;
+  }
+  return undefined;
+}
+
+/** The one line for a first argument that is not a command. */
+function unknownCommand(first: string): string {
+  const name = first.replace(/^--?/, '').split('=')[0]!;
+  if (first.startsWith('-')) {
+    const where = commandsOf(name).length > 0 ? `; options come after the command, as in 'nix-build-cache ${commandsOf(name)[0]} ${first.split('=')[0]}'` : '';
+    return `unknown option ${first.split('=')[0]}${where} (run 'nix-build-cache --help')`;
+  }
+  const guess = nearest(first, Object.keys(COMMANDS));
+  return `unknown command ${JSON.stringify(first)}${guess ? `; did you mean ${guess}?` : ''} (run 'nix-build-cache --help')`;
+}
+
+/** The library names fields as in its options object; the command line says the flag. */
+const FLAGS: Record<string, string> = {
+  store: 'store', cacheName: 'cache-name', fallbacks: 'fallback', cacheDirs: 'cache-dir', compression: 'compression', salt: 'salt',
+  threads: 'threads', 's3.endpoint': 'endpoint', 's3.partSize': 'part-size', 's3.queueSize': 'queue-size', 's3.connectTimeout': 'connect-timeout',
+  's3.socketTimeout': 'socket-timeout', 's3.maxAttempts': 'max-attempts', 'limits.maxBytes': 'max-unpacked', 'limits.maxEntries': 'max-entries',
+  keep: 'keep', olderThan: 'older-than', maxSize: 'max-size',
+};
+
+function flagProblem(problem: string): string {
+  return problem.replace(/^([\w.]+)(\[\d+\])?:/, (whole, field: string) => (FLAGS[field] ? `--${FLAGS[field]}:` : whole));
+}
+
 async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [first, ...rest] = argv;
   if (first === '--version' || first === '-V') {
@@ -353,18 +419,24 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return first === undefined ? 2 : 0;
   }
   if (!(first in COMMANDS)) {
-    process.stderr.write(`nix-build-cache: unknown command ${JSON.stringify(first)}\n\n${usage()}\n`);
+    process.stderr.write(`nix-build-cache: ${unknownCommand(first)}\n`);
     return 2;
   }
   const command = first as Command;
+  const fail = (line: string) => {
+    process.stderr.write(`nix-build-cache ${command}: ${line}\n`);
+    return 2;
+  };
+  const unknown = unknownOption(command, rest);
+  if (unknown) return fail(unknown);
   const specs = Object.fromEntries(Object.entries(OPTIONS).filter(([, spec]) => spec.commands.includes(command))
     .map(([name, spec]) => [name, { type: spec.type, ...(spec.multiple ? { multiple: true } : {}), ...(name === 'help' ? { short: 'h' } : {}) }]));
   let parsed;
   try {
     parsed = parseArgs({ args: rest, options: specs, allowPositionals: command === 'hash', strict: true });
   } catch (error) {
-    process.stderr.write(`nix-build-cache ${command}: ${describeError(error)}\n\n${usage(command)}\n`);
-    return 2;
+    // parseArgs explains at length; the first sentence is the problem.
+    return fail(`${describeError(error).replace(/^ERR_PARSE_ARGS_\w+: /, '').split(/\.( |$)/)[0]} (run 'nix-build-cache ${command} --help')`);
   }
   const values = parsed.values as Values;
   if (values.help) {
@@ -375,6 +447,9 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const gathered = new Gathered(values, env);
   const quiet = gathered.get('quiet') === true;
   const json = gathered.string('json');
+  if (json === '-' && command === 'hash') return fail("--json: hash prints the manifest on stdout; write the report to a file");
+  // With `--json -` the report is all that goes to stdout: listings go to stderr.
+  const out = json === '-' ? process.stderr : process.stdout;
   const bar = progress(quiet);
   const onWarning = (message: string) => {
     bar.clear();
@@ -387,16 +462,17 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   } catch (error) {
     bar.clear();
     if (error instanceof ConfigError) {
-      process.stderr.write(`nix-build-cache ${command}: invalid options:\n${error.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      process.stderr.write(error.problems.map((problem) => `nix-build-cache ${command}: ${flagProblem(problem)}\n`).join(''));
       return 2;
     }
     process.stderr.write(`nix-build-cache ${command}: error: ${describeError(error)}\n`);
     return 1;
   }
-  if (report.command === 'restore' && report.explain) printExplain(report);
-  if (report.command === 'ls') printCaches(report.caches);
-  if (report.command === 'prune') printCaches(report.deleted, report.dryRun ? 'would delete  ' : 'deleted  ');
-  if (json) {
+  if (report.command === 'restore' && gathered.get('explain') === true) printExplain(report, out);
+  if (report.command === 'ls') printCaches(report.caches, out);
+  if (report.command === 'prune') printCaches(report.deleted, out, report.dryRun ? 'would delete  ' : 'deleted  ');
+  if (json === '-') process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else if (json) {
     await writeFile(json, `${JSON.stringify(report, null, 2)}\n`).catch((error: unknown) =>
       onWarning(`cannot write the report to ${json}: ${describeError(error)}`));
   }

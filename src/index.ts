@@ -10,6 +10,9 @@ export { hashTree, type HashTreeOptions, type TreeHash } from './hash.js';
 export { WorkerPool } from './pool.js';
 export { listCaches, pruneCaches, type PruneOptions, type StoreOptions } from './manage.js';
 export { FileStore } from './stores/file.js';
-export { S3Store, S3_DEFAULTS, type S3Settings } from './stores/s3.js';
+// S3Store is reached through openStore('s3://…'): importing it here would load the AWS SDK
+// (a tenth of a second) into every program that uses the library, S3 or not.
+export { openStore, type S3Settings } from './stores/index.js';
+export type { S3Store } from './stores/s3.js';
 export type { Store, StoredObject } from './stores/store.js';
 

@@ -32,6 +32,12 @@ export interface RestoreReport {
   command: 'restore';
   /** "error" only when something failed that was not the cache's fault to report as a miss. */
   outcome: 'hit' | 'miss' | 'error';
+  /** As CI caches say it: hit (this cache name), fallback (a fallback name's cache), or miss. */
+  result: 'hit' | 'fallback' | 'miss';
+  /** The key of the archive restored (or, with lookupOnly, found); null on a miss. */
+  matchedKey: string | null;
+  /** Only looked the keys up (lookupOnly): downloaded nothing, changed nothing. */
+  lookupOnly?: boolean;
   cacheName: string;
   root: string;
   /** The cache restored, and whether it was a fallback. */
@@ -122,14 +128,20 @@ function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
+/** Why an attempt ended as it did, for --explain. */
+export function whyAttempt(attempt: Attempt): string {
+  if (attempt.reason) return attempt.reason;
+  return attempt.result === 'hit' ? 'found' : 'no archive under this key (never saved with these settings, or pruned)';
+}
+
 /** The one line each command ends with. */
 export function summaryLine(report: Report): string {
   const time = `${report.seconds.toFixed(2)} s`;
   switch (report.command) {
     case 'restore': {
       const { sources: s, artifacts: a } = report;
-      const head = report.hit
-        ? `hit ${report.hit.name}${report.hit.fallback ? ' (fallback)' : ''}, key ${report.hit.key}`
+      const head = report.matchedKey !== null
+        ? `${report.result} ${report.result === 'fallback' ? `${report.attempts.at(-1)?.name}, ` : ''}key ${report.matchedKey}`
         : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}${t.result !== 'unusable' && t.reason ? `, ${t.reason}` : ''}`).join('; ') || 'nothing'})`;
       return `restore: ${head}; ${count(s.files, 'file')} hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `
         + `${count(a.restored, 'artifact')} restored (${megabytes(a.bytes)}), ${a.skipped} skipped; ${time}`;

@@ -140,6 +140,8 @@ async function restoreFirstUsable(ctx: Context): Promise<void> {
       }
       report.attempts.push({ name, key, result: 'hit' });
       report.outcome = 'hit';
+      report.result = name === config.cacheName ? 'hit' : 'fallback';
+      report.matchedKey = key;
       await writeState(ctx.stateDir, { ...ctx.state, hit: { name, key, artifacts } });
       // Last: killed before this, the next restore of this tree undoes this one (see journal.ts).
       await clearJournal(ctx.stateDir);
@@ -169,7 +171,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   const started = Date.now();
   const root = config.root ?? process.cwd();
   const report: RestoreReport = {
-    command: 'restore', outcome: 'miss', cacheName: config.cacheName, root, attempts: [],
+    command: 'restore', outcome: 'miss', result: 'miss', matchedKey: null, cacheName: config.cacheName, root, attempts: [],
     sources: { files: 0, bytes: 0, unchanged: 0, changed: 0, added: 0, removed: 0 },
     artifacts: { restored: 0, skipped: 0, bytes: 0 }, warnings: [], seconds: 0,
   };

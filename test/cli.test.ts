@@ -37,12 +37,12 @@ test('--version prints the package version', async () => {
 test('invalid options exit 2 and list every problem by field', async () => {
   const result = await runCli(['restore', '--cache-name', 'bad name', '--cache-dir', '../up', '--threads', 'x'], { cwd: dir });
   assert.is(result.code, 2);
-  assert.match(result.stderr, /cacheName: use letters.*\(got "bad name"\)/);
-  assert.match(result.stderr, /cacheDirs: must be a relative path without "\.\." \(got "\.\.\/up"\)/);
+  assert.match(result.stderr, /--cache-name: use letters.*\(got "bad name"\)/);
+  assert.match(result.stderr, /--cache-dir: must be a relative path without "\.\." \(got "\.\.\/up"\)/);
   assert.match(result.stderr, /--threads: must be a positive number \(got "x"\)/);
   const unknown = await runCli(['save', '--bogus'], { cwd: dir });
   assert.is(unknown.code, 2);
-  assert.match(unknown.stderr, /Unknown option '--bogus'/);
+  assert.match(unknown.stderr, /unknown option --bogus/);
 });
 
 test('options come from NBC_* variables when not on the command line', async () => {
