@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The only module that touches argv, the environment, stdout/stderr and the exit code.
 import { readFileSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,6 +57,8 @@ const OPTIONS: Record<string, Spec> = {
   root: { type: 'string', value: 'DIR', env: ['NBC_ROOT'], fallback: 'the current directory (settle, save: the root restore recorded for it or a parent)', help: 'the source root', commands: AFTER_RESTORE },
   compression: { type: 'string', value: 'gzip|zstd|none', env: ['NBC_COMPRESSION'], fallback: 'zstd', help: 'archive compression (part of the key; reading detects it); zstd runs the zstd program, level 1 on two threads', commands: BUILD },
   salt: { type: 'string', value: 'TEXT', env: ['NBC_SALT'], fallback: 'none', help: 'anything that makes caches incompatible, e.g. a toolchain fingerprint (part of the key)', commands: BUILD },
+  'lookup-only': { type: 'boolean', fallback: 'off', help: 'only say whether there is a hit (and which key): download nothing, change nothing', commands: ['restore'] },
+  'fail-on-miss': { type: 'boolean', env: ['NBC_FAIL_ON_MISS'], fallback: 'off', help: 'exit 1 when no cache was restored (after leaving a clean tree for a build from scratch)', commands: ['restore'] },
   explain: { type: 'boolean', fallback: 'off', help: 'print how the plan classified each file: unchanged, changed, new, removed, restored, skipped, rewritten', commands: ['restore'] },
   'max-unpacked': { type: 'string', value: 'SIZE', env: ['NBC_MAX_UNPACKED'], fallback: '32G', help: 'refuse archives that unpack to more (K, M, G suffixes)', commands: ['restore'] },
   'max-entries': { type: 'string', value: 'N', env: ['NBC_MAX_ENTRIES'], fallback: '2000000', help: 'refuse archives with more entries', commands: ['restore'] },
@@ -318,6 +320,7 @@ async function execute(command: Command, values: Values, positionals: string[], 
     return { command, root, hasher: hasherName(), files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
   }
   const withHooks = { ...built, onWarning: hooks.onWarning, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) };
+  if (command === 'restore' && values['lookup-only'] === true) return (await import('./lookup.js')).lookup(withHooks);
   if (command === 'restore') return (await import('./restore.js')).restore(withHooks);
   return (await import('./save.js')).save({ ...withHooks, buildFailed: values['build-failed'] === true });
 }
@@ -477,7 +480,20 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       onWarning(`cannot write the report to ${json}: ${describeError(error)}`));
   }
   if (!quiet) process.stderr.write(`nix-build-cache ${summaryLine(report)}\n`);
+  if (report.command === 'restore') {
+    if (env.GITHUB_OUTPUT) await writeGithubOutput(env.GITHUB_OUTPUT, report, onWarning);
+    if (report.result === 'miss' && gathered.get('fail-on-miss') === true) {
+      process.stderr.write(`nix-build-cache restore: no cache ${report.lookupOnly ? 'found' : 'restored'} (--fail-on-miss)\n`);
+      return 1;
+    }
+  }
   return 0;
+}
+
+/** The step outputs of actions/cache (cache-hit: an exact hit only) plus the result and key. */
+async function writeGithubOutput(file: string, report: RestoreReport, onWarning: (message: string) => void): Promise<void> {
+  const lines = [`cache-hit=${report.result === 'hit'}`, `cache-result=${report.result}`, `cache-matched-key=${report.matchedKey ?? ''}`];
+  await appendFile(file, `${lines.join('\n')}\n`).catch((error: unknown) => onWarning(`cannot write the GitHub step outputs to ${file}: ${describeError(error)}`));
 }
 
 // The AWS SDK's version is pinned; its notice about future Node versions is noise in build logs.

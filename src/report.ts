@@ -143,6 +143,7 @@ export function summaryLine(report: Report): string {
       const head = report.matchedKey !== null
         ? `${report.result} ${report.result === 'fallback' ? `${report.attempts.at(-1)?.name}, ` : ''}key ${report.matchedKey}`
         : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}${t.result !== 'unusable' && t.reason ? `, ${t.reason}` : ''}`).join('; ') || 'nothing'})`;
+      if (report.lookupOnly) return `restore: ${head} (lookup only: nothing downloaded or changed); ${time}`;
       return `restore: ${head}; ${count(s.files, 'file')} hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `
         + `${count(a.restored, 'artifact')} restored (${megabytes(a.bytes)}), ${a.skipped} skipped; ${time}`;
     }
