@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The only module that touches argv, the environment, stdout/stderr and the exit code.
 import { readFileSync, statSync } from 'node:fs';
-import { appendFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseCredentials, type Credentials } from './core/credentials.js';
 import { formatManifest } from './core/manifest.js';
@@ -12,11 +13,11 @@ import { nearest } from './core/suggest.js';
 import { ConfigError, describeError } from './errors.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
 // Each command loads only what it runs (tar, piscina, the AWS SDK): start-up is part of every build.
-import { summaryLine, whyAttempt, type ListedCache, type Report, type RestoreReport } from './report.js';
+import { summaryLine, whyAttempt, type ListedCache, type Report, type RestoreReport, type SaveReport, type StatsReport } from './report.js';
 import type { S3Settings } from './stores/index.js';
 import { VERSION } from './version.js';
 
-type Command = 'restore' | 'settle' | 'save' | 'hash' | 'ls' | 'prune' | 'serve';
+type Command = 'restore' | 'settle' | 'save' | 'hash' | 'ls' | 'prune' | 'stats' | 'serve';
 const COMMANDS: Record<Command, string> = {
   restore: 'hash the source tree, fetch the newest usable cache and set times so that the build redoes what changed (run in preConfigure, from the source root)',
   settle: 'after configure: give restored files that configure rewrote with the same content their restored times back (run in postConfigure)',
@@ -24,6 +25,7 @@ const COMMANDS: Record<Command, string> = {
   hash: 'print the MD5 manifest of DIR (default: the current directory) in md5sum format',
   ls: 'list the cache archives in the store: name, size, age, key',
   prune: 'delete cache archives by age and/or keeping the newest N per name',
+  stats: 'hit rate, files reused and recompiled, bytes and time per cache name, from the events restore and save recorded',
   serve: 'run the daemon that sandboxed builds reach at --socket (--store unix://SOCKET): it holds the upstream store and its credentials',
 };
 
@@ -40,17 +42,17 @@ interface Spec {
 
 const BUILD = ['restore', 'save'] as const;
 const STORES = ['restore', 'save', 'ls', 'prune', 'serve'] as const;
-const ALL = ['restore', 'settle', 'save', 'hash', 'ls', 'prune', 'serve'] as const;
+const ALL = ['restore', 'settle', 'save', 'hash', 'ls', 'prune', 'stats', 'serve'] as const;
 const AFTER_RESTORE = ['restore', 'settle', 'save'] as const;
 const OPTIONS: Record<string, Spec> = {
-  store: { type: 'string', value: 'DIR|URL', env: ['NBC_STORE'], fallback: '$XDG_CACHE_HOME/nix-build-cache (or ~/.cache/nix-build-cache)', help: 'where archives are kept: a directory, file:///DIR, s3://BUCKET[/PREFIX] or unix:///SOCKET (a serve daemon; serve: its upstream store)', commands: STORES },
+  store: { type: 'string', value: 'DIR|URL', env: ['NBC_STORE'], fallback: '$XDG_CACHE_HOME/nix-build-cache (or ~/.cache/nix-build-cache)', help: 'where archives are kept: a directory, file:///DIR, s3://BUCKET[/PREFIX] or unix:///SOCKET (a serve daemon; serve: its upstream store)', commands: [...STORES, 'stats'] },
   socket: { type: 'string', value: 'PATH', env: ['NBC_SOCKET'], fallback: 'required', help: 'the Unix socket to listen on; list its directory in extra-sandbox-paths', commands: ['serve'] },
   'socket-group': { type: 'string', value: 'GROUP', fallback: 'nixbld, if it exists', help: 'group (name or gid) whose members may connect: the socket is 0660 of that group', commands: ['serve'] },
   'disk-cache': { type: 'string', value: 'DIR', env: ['NBC_DISK_CACHE'], fallback: 'none', help: 'keep fetched and saved archives on local disk here, least recently used evicted first', commands: ['serve'] },
   'max-disk': { type: 'string', value: 'SIZE', env: ['NBC_MAX_DISK'], fallback: '10G', help: 'size cap of --disk-cache (K, M, G suffixes)', commands: ['serve'] },
   'read-only': { type: 'boolean', fallback: 'off', help: 'refuse saves and deletes', commands: ['serve'] },
   'max-object-size': { type: 'string', value: 'SIZE', fallback: 'none', help: 'refuse archives larger than this (K, M, G suffixes)', commands: ['serve'] },
-  'cache-name': { type: 'string', value: 'NAME', env: ['NBC_CACHE_NAME'], fallback: 'required', help: "this build's cache, e.g. REPO/BRANCH", commands: BUILD },
+  'cache-name': { type: 'string', value: 'NAME', env: ['NBC_CACHE_NAME'], fallback: 'required (stats: every name)', help: "this build's cache, e.g. REPO/BRANCH", commands: [...BUILD, 'stats'] },
   fallback: { type: 'string', multiple: true, value: 'NAME', env: ['NBC_FALLBACKS'], fallback: 'none', help: 'cache to try when --cache-name has none; repeatable, tried in order (env: comma-separated)', commands: ['restore'] },
   'cache-dir': { type: 'string', multiple: true, value: 'DIR', env: ['NBC_CACHE_DIRS'], fallback: 'required', help: 'directory (relative to the source root) kept between builds; repeatable; "." is the whole tree (env: comma-separated)', commands: AFTER_RESTORE },
   'state-dir': { type: 'string', value: 'DIR', env: ['NBC_STATE_DIR'], fallback: '$NIX_BUILD_TOP/.nix-build-cache, else one per source root in $TMPDIR', help: 'where restore records the manifest for settle and save', commands: AFTER_RESTORE },
@@ -74,6 +76,8 @@ const OPTIONS: Record<string, Spec> = {
   'socket-timeout': { type: 'string', value: 'SECONDS', env: ['NBC_S3_SOCKET_TIMEOUT'], fallback: '10', help: 'time a request or download may sit idle', commands: STORES },
   'max-attempts': { type: 'string', value: 'N', env: ['NBC_S3_MAX_ATTEMPTS'], fallback: '3', help: 'attempts per S3 request, retries included', commands: STORES },
   'build-failed': { type: 'boolean', fallback: 'off', help: 'the build failed (save-on-failure): say so in the report and the archive', commands: ['save'] },
+  events: { type: 'string', value: 'FILE|off', env: ['NBC_EVENTS'], fallback: 'DIR/.events.jsonl in a directory store, else $XDG_STATE_HOME/nix-build-cache/events.jsonl', help: 'where restore and save append one JSON line each, for stats; off: record nothing', commands: ['restore', 'save', 'stats'] },
+  since: { type: 'string', value: 'AGE', fallback: 'all events', help: 'count only the events of the last AGE (30m, 12h, 7d, 2w)', commands: ['stats'] },
   'older-than': { type: 'string', value: 'AGE', fallback: 'none', help: 'delete archives older than AGE (30m, 12h, 7d, 2w)', commands: ['prune'] },
   keep: { type: 'string', value: 'N', fallback: 'none', help: 'never delete the newest N archives of each cache name', commands: ['prune'] },
   'dry-run': { type: 'boolean', fallback: 'off', help: 'list what prune would delete, delete nothing', commands: ['prune'] },
@@ -192,11 +196,85 @@ function s3Settings(options: Gathered, values: Values, env: NodeJS.ProcessEnv): 
   return settings;
 }
 
+function storeLocation(options: Gathered, env: NodeJS.ProcessEnv): string {
+  return options.string('store') ?? join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nix-build-cache');
+}
+
+/**
+ * Where the events for stats go: beside the archives of a directory store (every build user that
+ * shares it counts), else a file of the user's. `explicit`: given by the user, so failing to write
+ * it is worth a warning; the default is skipped quietly where it cannot be written (a sandbox).
+ */
+function eventsFile(options: Gathered, env: NodeJS.ProcessEnv): { file: string; explicit: boolean } | undefined {
+  const given = options.string('events');
+  if (given === 'off') return undefined;
+  if (given !== undefined) return { file: given, explicit: true };
+  const store = storeLocation(options, env);
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(store) || store.startsWith('file://')) {
+    return { file: join(store.startsWith('file://') ? fileURLToPath(store) : store, '.events.jsonl'), explicit: false };
+  }
+  return { file: join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'nix-build-cache', 'events.jsonl'), explicit: false };
+}
+
+/** Appends the run's event; never fails the run. */
+async function record(report: RestoreReport | SaveReport, options: Gathered, env: NodeJS.ProcessEnv, onWarning: (message: string) => void): Promise<void> {
+  const where = eventsFile(options, env);
+  if (!where) return;
+  const { appendEvent, eventOf } = await import('./events.js');
+  const event = eventOf(report);
+  if (!event) return;
+  try {
+    // Save would make the store's directory too; the first build's miss counts.
+    if (!where.explicit) await mkdir(dirname(where.file), { recursive: true });
+    await appendEvent(where.file, event);
+  } catch (error) {
+    if (where.explicit) onWarning(`cannot record the event for stats in ${where.file}: ${describeError(error)}`);
+  }
+}
+
+async function runStats(options: Gathered, env: NodeJS.ProcessEnv, started: number): Promise<StatsReport> {
+  const since = options.string('since');
+  const sinceMs = since === undefined ? undefined : parseDuration(since);
+  if (since !== undefined && sinceMs === undefined) options.problems.push(`--since: use a number and s, m, h, d or w (got ${JSON.stringify(since)})`);
+  if (options.problems.length > 0) throw new ConfigError(options.problems);
+  const where = eventsFile(options, env);
+  if (!where) throw new ConfigError(['--events: off records nothing; give the file the events are in']);
+  let text = '';
+  try {
+    text = await readFile(where.file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const { parseEvents, summarize } = await import('./core/stats.js');
+  const { events, bad } = parseEvents(text);
+  const from = sinceMs === undefined ? 0 : started - sinceMs;
+  return {
+    command: 'stats', events: where.file, since: sinceMs === undefined ? null : new Date(from).toISOString(), badLines: bad,
+    ...summarize(events, from, options.string('cache-name')), seconds: (Date.now() - started) / 1000,
+  };
+}
+
+function percent(rate: number | null): string {
+  return rate === null ? '-' : `${Math.round(rate * 100)}%`;
+}
+
+function printStats(report: StatsReport, out: NodeJS.WritableStream): void {
+  if (report.names.length === 0) return;
+  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+  const header = ['NAME', 'RESTORES', 'HIT', 'FALLBACK', 'MISS', 'HIT RATE', 'REUSED', 'RECOMPILED', 'RESTORED', 'SAVED', 'TIME'];
+  const rows = [...report.names, ...(report.names.length > 1 ? [report.total] : [])].map((s) => [
+    s.cacheName, `${s.restores}`, `${s.hits}`, `${s.fallbacks}`, `${s.misses}`, percent(s.hitRate), `${s.reused}`, `${s.changed}`,
+    mb(s.restoredBytes), mb(s.savedBytes), `${s.seconds.toFixed(1)} s`,
+  ]);
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  for (const row of [header, ...rows]) out.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+}
+
 function buildOptions(command: Command, options: Gathered, values: Values, env: NodeJS.ProcessEnv): RestoreOptions {
   const stateDir = options.string('state-dir') ?? (env.NIX_BUILD_TOP ? join(env.NIX_BUILD_TOP, '.nix-build-cache') : undefined);
   const threads = options.number('threads');
   const result: RestoreOptions = {
-    store: options.string('store') ?? join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nix-build-cache'),
+    store: storeLocation(options, env),
     s3: s3Settings(options, values, env),
     cacheName: options.string('cache-name') ?? '',
     cacheDirs: (options.get('cache-dir') as string[] | undefined) ?? [],
@@ -277,6 +355,7 @@ async function execute(command: Command, values: Values, positionals: string[], 
   const built = buildOptions(command, options, values, env);
   const started = Date.now();
   const seconds = () => (Date.now() - started) / 1000;
+  if (command === 'stats') return runStats(options, env, started);
   if (command === 'ls' || command === 'prune') {
     const olderThan = options.string('older-than');
     const olderThanMs = olderThan === undefined ? undefined : parseDuration(olderThan);
@@ -473,6 +552,8 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   if (report.command === 'restore' && gathered.get('explain') === true) printExplain(report, out);
   if (report.command === 'ls') printCaches(report.caches, out);
+  if (report.command === 'stats') printStats(report, out);
+  if (report.command === 'restore' || report.command === 'save') await record(report, gathered, env, onWarning);
   if (report.command === 'prune') printCaches(report.deleted, out, report.dryRun ? 'would delete  ' : 'deleted  ');
   if (json === '-') process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else if (json) {

@@ -1,5 +1,6 @@
 /** The typed results of each command; `--json FILE` writes them as they are. */
 
+import type { NameStats } from './core/stats.js';
 import type { HasherName } from './native-hasher.js';
 
 export interface Attempt {
@@ -118,7 +119,21 @@ export interface PruneReport {
   seconds: number;
 }
 
-export type Report = RestoreReport | SaveReport | SettleReport | HashReport | ListReport | PruneReport;
+export interface StatsReport {
+  command: 'stats';
+  /** The events file read. */
+  events: string;
+  /** ISO 8601 start of the period counted; null: every event. */
+  since: string | null;
+  /** Per cache name, sorted. */
+  names: NameStats[];
+  total: NameStats;
+  /** Lines that were not events (cut short, or from another version). */
+  badLines: number;
+  seconds: number;
+}
+
+export type Report = RestoreReport | SaveReport | SettleReport | HashReport | ListReport | PruneReport | StatsReport;
 
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
@@ -162,6 +177,10 @@ export function summaryLine(report: Report): string {
     case 'prune':
       return `prune: ${report.dryRun ? 'would delete' : 'deleted'} ${count(report.deleted.length, 'archive')}, `
         + `${megabytes(report.deleted.reduce((sum, c) => sum + c.size, 0))}; ${time}`;
+    case 'stats':
+      return `stats: ${count(report.total.restores, 'restore')}, hit rate ${report.total.hitRate === null ? '-' : `${Math.round(report.total.hitRate * 100)}%`}, `
+        + `${report.total.reused} files reused, ${report.total.changed} recompiled, ${count(report.total.saves, 'save')} `
+        + `${report.since ? `since ${report.since}` : 'in all'} from ${report.events}${report.badLines ? ` (${count(report.badLines, 'unreadable line')})` : ''}; ${time}`;
     case 'hash':
       return `hash: ${count(report.files, 'file')}, ${megabytes(report.bytes)}, ${report.unhashable} unreadable; ${report.hasher} MD5, ${time}`;
   }
