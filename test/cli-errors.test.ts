@@ -28,7 +28,7 @@ test('a misspelt option or command says which one was meant', async () => {
   assert.equal(lines(command.stderr), ['nix-build-cache: unknown command "restor"; did you mean restore? (run \'nix-build-cache --help\')']);
   const elsewhere = await runCli(['hash', '--store', 'x'], { cwd: dir });
   assert.is(elsewhere.code, 2);
-  assert.match(elsewhere.stderr, /^nix-build-cache hash: --store is not an option of hash \(it is one of restore, save, ls, prune, serve\)[^\n]*\n$/);
+  assert.match(elsewhere.stderr, /^nix-build-cache hash: --store is not an option of hash \(it is one of restore, save, ls, prune, serve, stats\)[^\n]*\n$/);
   const early = await runCli(['--cache-name', 'x', 'restore'], { cwd: dir });
   assert.match(early.stderr, /^nix-build-cache: unknown option --cache-name; options come after the command[^\n]*\n$/);
   const missing = await runCli(['restore', '--store'], { cwd: dir });
