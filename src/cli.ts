@@ -79,6 +79,7 @@ const OPTIONS: Record<string, Spec> = {
   events: { type: 'string', value: 'FILE|off', env: ['NBC_EVENTS'], fallback: 'DIR/.events.jsonl in a directory store, else $XDG_STATE_HOME/nix-build-cache/events.jsonl', help: 'where restore and save append one JSON line each, for stats; off: record nothing', commands: ['restore', 'save', 'stats'] },
   since: { type: 'string', value: 'AGE', fallback: 'all events', help: 'count only the events of the last AGE (30m, 12h, 7d, 2w)', commands: ['stats'] },
   'older-than': { type: 'string', value: 'AGE', fallback: 'none', help: 'delete archives older than AGE (30m, 12h, 7d, 2w)', commands: ['prune'] },
+  'max-size': { type: 'string', value: 'SIZE', fallback: 'none', help: 'then delete the least recently restored archives (by save time if never restored) until the store holds at most SIZE, as ccache max_size (K, M, G suffixes)', commands: ['prune'] },
   keep: { type: 'string', value: 'N', fallback: 'none', help: 'never delete the newest N archives of each cache name', commands: ['prune'] },
   'dry-run': { type: 'boolean', fallback: 'off', help: 'list what prune would delete, delete nothing', commands: ['prune'] },
   threads: { type: 'string', value: 'N', env: ['NBC_THREADS'], fallback: 'number of cores', help: 'worker threads for hashing and setting times', commands: ['restore', 'save', 'hash'] },
@@ -333,7 +334,8 @@ function printExplain(report: RestoreReport, out: NodeJS.WritableStream): void {
 }
 
 function listed(caches: readonly CacheObject[]): ListedCache[] {
-  return caches.map(({ name, key, size, modified }) => ({ name, key, size, modified: modified.toISOString() }));
+  return caches.map(({ name, key, size, modified, lastRestored }) =>
+    ({ name, key, size, modified: modified.toISOString(), ...(lastRestored ? { lastRestored: lastRestored.toISOString() } : {}) }));
 }
 
 function age(iso: string): string {
@@ -361,13 +363,17 @@ async function execute(command: Command, values: Values, positionals: string[], 
     const olderThanMs = olderThan === undefined ? undefined : parseDuration(olderThan);
     if (olderThan !== undefined && olderThanMs === undefined) options.problems.push(`--older-than: use a number and s, m, h, d or w (got ${JSON.stringify(olderThan)})`);
     const keep = options.number('keep');
+    const maxSize = command === 'prune' ? options.size('max-size') : undefined;
+    if (command === 'prune' && olderThan === undefined && keep === undefined && maxSize === undefined && options.problems.length === 0) {
+      options.problems.push('prune: give --older-than, --keep, --max-size or several');
+    }
     if (options.problems.length > 0) throw new ConfigError(options.problems);
     const store = { store: built.store, s3: built.s3! };
     const location = typeof built.store === 'string' ? built.store : built.store.location;
     const { listCaches, pruneCaches } = await import('./manage.js');
     if (command === 'ls') return { command, store: location, caches: listed(await listCaches(store)), seconds: seconds() };
     const dryRun = values['dry-run'] === true;
-    const deleted = await pruneCaches({ ...store, dryRun, ...(olderThanMs === undefined ? {} : { olderThanMs }), ...(keep === undefined ? {} : { keep }) });
+    const deleted = await pruneCaches({ ...store, dryRun, ...(olderThanMs === undefined ? {} : { olderThanMs }), ...(keep === undefined ? {} : { keep }), ...(maxSize === undefined ? {} : { maxSize }) });
     return { command, store: location, dryRun, deleted: listed(deleted), seconds: seconds() };
   }
   if (command === 'settle') {

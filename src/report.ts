@@ -102,6 +102,8 @@ export interface ListedCache {
   size: number;
   /** ISO 8601. */
   modified: string;
+  /** ISO 8601: the last restore of it (absent: never restored since the marker was kept). */
+  lastRestored?: string;
 }
 
 export interface ListReport {
@@ -156,7 +158,7 @@ export function summaryLine(report: Report): string {
     case 'restore': {
       const { sources: s, artifacts: a } = report;
       const head = report.matchedKey !== null
-        ? `${report.result} ${report.result === 'fallback' ? `${report.attempts.at(-1)?.name}, ` : ''}key ${report.matchedKey}`
+        ? `hit ${report.attempts.at(-1)?.name}${report.result === 'fallback' ? ' (fallback)' : ''}, key ${report.matchedKey}`
         : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}${t.result !== 'unusable' && t.reason ? `, ${t.reason}` : ''}`).join('; ') || 'nothing'})`;
       if (report.lookupOnly) return `restore: ${head} (lookup only: nothing downloaded or changed); ${time}`;
       return `restore: ${head}; ${count(s.files, 'file')} hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `

@@ -13,6 +13,7 @@ import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './opt
 import { withPool, type WorkerPool } from './pool.js';
 import type { Attempt, ExplainLine, RestoreReport } from './report.js';
 import { clearJournal, recoverInterruptedRestore, writeJournal } from './journal.js';
+import { markRestored } from './manage.js';
 import { moveNinjaTimes, NotRelocatable, relocateStaging } from './staging.js';
 import { defaultStateDir, prepareStateDir, writeRestored, writeState, type RestoredFile, type RestoreState } from './state.js';
 import { openStore, type Store } from './stores/index.js';
@@ -65,6 +66,8 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
   const { config, report } = ctx;
   const body = await ctx.store.get(key, config.signal);
   if (!body) return undefined;
+  // While it downloads: prune --max-size evicts the archives restores have not used for longest.
+  const marking = markRestored(ctx.store, key, config.signal);
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
     const archive = await extractArchive(body, {
@@ -95,6 +98,7 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     return restoredFingerprint(plan);
   } finally {
     await rm(staging, { recursive: true, force: true });
+    await marking;
   }
 }
 

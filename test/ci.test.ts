@@ -30,12 +30,12 @@ test('summary and JSON say hit, fallback or miss and the key that hit', async ()
   const { root, args } = await savedMain();
   const report = join(dir, 'r.json');
   const hit = await runCli(['restore', ...args('main'), '--json', report], { cwd: root });
-  assert.match(hit.stderr, /restore: hit key main\/v2-\w+\.tar\.zst; /);
+  assert.match(hit.stderr, /restore: hit main, key main\/v2-\w+\.tar\.zst; /);
   assert.match(json(report).matchedKey ?? '', /^main\/v2-\w+\.tar\.zst$/);
   assert.is(json(report).result, 'hit');
   rmSync(join(root, 'obj'), { recursive: true });
   const fallback = await runCli(['restore', ...args('feature'), '--fallback', 'main', '--json', report], { cwd: root });
-  assert.match(fallback.stderr, /restore: fallback main, key main\/v2-\w+\.tar\.zst; /);
+  assert.match(fallback.stderr, /restore: hit main \(fallback\), key main\/v2-\w+\.tar\.zst; /);
   assert.is(json(report).result, 'fallback');
   const miss = await runCli(['restore', ...args('other'), '--json', report], { cwd: join(dir) });
   assert.match(miss.stderr, /restore: miss \(tried other: missing\)/);
@@ -49,7 +49,7 @@ test('--lookup-only says whether there is a hit and changes nothing', async () =
   const report = join(root, '..', 'lookup.json');
   const hit = await runCli(['restore', ...args('feature'), '--fallback', 'main', '--lookup-only', '--json', '-'], { cwd: root });
   assert.is(hit.code, 0, hit.stderr);
-  assert.match(hit.stderr, /restore: fallback main, key main\/v2-\w+\.tar\.zst \(lookup only: nothing downloaded or changed\)/);
+  assert.match(hit.stderr, /restore: hit main \(fallback\), key main\/v2-\w+\.tar\.zst \(lookup only: nothing downloaded or changed\)/);
   assert.equal(JSON.parse(hit.stdout).result, 'fallback');
   assert.equal(snapshot(dir), before, 'nothing in the tree, store or state dirs changed');
   assert.not.ok(existsSync(join(dir, 'state-feature')));
