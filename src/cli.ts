@@ -12,6 +12,7 @@ import { parseDuration, type CacheObject } from './core/prune.js';
 import { nearest } from './core/suggest.js';
 import { ConfigError, describeError } from './errors.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
+import { phaseLine, progressLine, type ProgressListener } from './progress.js';
 // Each command loads only what it runs (tar, piscina, the AWS SDK): start-up is part of every build.
 import { summaryLine, whyAttempt, type ListedCache, type Report, type RestoreReport, type SaveReport, type StatsReport } from './report.js';
 import type { S3Settings } from './stores/index.js';
@@ -311,17 +312,32 @@ function notADirectory(path: string): string | undefined {
   }
 }
 
-function progress(quiet: boolean) {
-  if (quiet || !process.stderr.isTTY) return { update: undefined, clear: () => {} };
+/**
+ * Progress on stderr: on a terminal one line rewritten at most ten times a second; elsewhere (Nix
+ * logs, CI) one plain line as each phase of restore or save ends.
+ */
+function progress(quiet: boolean, command: Command): { update: ProgressListener | undefined; clear: () => void } {
+  const stream = process.stderr;
+  if (quiet) return { update: undefined, clear: () => {} };
+  if (!stream.isTTY) {
+    if (command !== 'restore' && command !== 'save') return { update: undefined, clear: () => {} };
+    return { update: (p) => { if (p.done) stream.write(`nix-build-cache ${command}: ${phaseLine(p)}\n`); }, clear: () => {} };
+  }
   let last = 0;
+  let shown = false;
   return {
-    update: (files: number) => {
+    update: (p) => {
       const now = Date.now();
       if (now - last < 100) return;
       last = now;
-      process.stderr.write(`\rnix-build-cache: hashing… ${files} files`);
+      shown = true;
+      // Never wider than the terminal: a wrapped line cannot be rewritten.
+      stream.write(`\r\x1b[K${`nix-build-cache ${command}: ${progressLine(p)}`.slice(0, Math.max(20, (stream.columns || 80) - 1))}`);
     },
-    clear: () => { if (last) process.stderr.write('\r\x1b[K'); },
+    clear: () => {
+      if (shown) stream.write('\r\x1b[K');
+      shown = false;
+    },
   };
 }
 
@@ -352,7 +368,7 @@ function printCaches(caches: readonly ListedCache[], out: NodeJS.WritableStream,
 }
 
 async function execute(command: Command, values: Values, positionals: string[], env: NodeJS.ProcessEnv,
-  hooks: { onWarning: (message: string) => void; onProgress?: ((files: number) => void) | undefined }): Promise<Report> {
+  hooks: { onWarning: (message: string) => void; onProgress?: ProgressListener | undefined }): Promise<Report> {
   const options = new Gathered(values, env);
   const built = buildOptions(command, options, values, env);
   const started = Date.now();
@@ -399,7 +415,11 @@ async function execute(command: Command, values: Values, positionals: string[], 
     const problem = notADirectory(root);
     if (problem) throw new ConfigError([`DIR: ${problem}`]);
     const [{ hashTree }, { hasherName }] = await Promise.all([import('./hash.js'), import('./native-hasher.js')]);
-    const tree = await hashTree(root, { ...(built.threads === undefined ? {} : { threads: built.threads }), ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) });
+    const { onProgress } = hooks;
+    const tree = await hashTree(root, {
+      ...(built.threads === undefined ? {} : { threads: built.threads }),
+      ...(onProgress ? { onProgress: (files: number, bytes: number) => onProgress({ phase: 'hash', files, bytes, done: false, seconds: seconds() }) } : {}),
+    });
     process.stdout.write(formatManifest(tree.digests));
     tree.problems.forEach(hooks.onWarning);
     return { command, root, hasher: hasherName(), files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
@@ -538,7 +558,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (json === '-' && command === 'hash') return fail("--json: hash prints the manifest on stdout; write the report to a file");
   // With `--json -` the report is all that goes to stdout: listings go to stderr.
   const out = json === '-' ? process.stderr : process.stdout;
-  const bar = progress(quiet);
+  const bar = progress(quiet, command);
   const onWarning = (message: string) => {
     bar.clear();
     process.stderr.write(`nix-build-cache: warning: ${message}\n`);

@@ -10,6 +10,7 @@ import { artifactFingerprint, changedSourceTime, planRestore, type RestorePlan }
 import { ArchiveError, ConfigError, describeError } from './errors.js';
 import { hashTreeWithPool, type TreeHash } from './hash.js';
 import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './options.js';
+import { counted, PhaseReporter } from './progress.js';
 import { withPool, type WorkerPool } from './pool.js';
 import type { Attempt, ExplainLine, RestoreReport } from './report.js';
 import { clearJournal, recoverInterruptedRestore, writeJournal } from './journal.js';
@@ -70,10 +71,13 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
   const marking = markRestored(ctx.store, key, config.signal);
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
-    const archive = await extractArchive(body, {
+    const unpacking = new PhaseReporter(config.onProgress, 'unpack');
+    const archive = await extractArchive(counted(body, new PhaseReporter(config.onProgress, 'fetch')), {
       staging, cacheDirs: config.cacheDirs, limits: config.limits, signal: config.signal, pool: ctx.pool,
       treeSymlinks: new Set([...ctx.tree.symlinks].map(textFromBytePath)),
     });
+    const files = archive.entries.filter((e) => e.kind !== 'dir');
+    unpacking.end(files.length, files.reduce((sum, e) => sum + e.size, 0));
     const cached = parseManifest(archive.manifest);
     if (cached.problems.length > 0) throw new ArchiveError(`bad manifest, ${cached.problems[0]}`, '.cache-meta/MD5SUMS');
     const { meta } = archive;
@@ -81,8 +85,13 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     const plan = planRestore(ctx.tree, cached.manifest, archive.entries, changedSourceTime(Date.now()));
     await moveNinjaTimes(staging, plan.restore, plan.clock);
     await writeRestored(ctx.stateDir, restoredFiles(plan, archive.artifactDigests));
+    const restoring = plan.restore.filter((e) => e.kind !== 'dir');
+    const applying = new PhaseReporter(config.onProgress, 'apply', {
+      totalFiles: restoring.length, totalBytes: restoring.reduce((sum, e) => sum + e.size, 0),
+    });
     const applied = await applyPlan(plan, Buffer.from(staging), Buffer.from(ctx.root), ctx.tree.dirs, ctx.pool, config.signal,
       () => writeJournal(ctx.stateDir, ctx.root, createdPaths(plan, ctx.tree.dirs)));
+    applying.end(applied.restored, applied.bytes);
     [...archive.warnings, ...applied.warnings].forEach((w) => warn(ctx, w));
     if (plan.skipped.length > 0) {
       const [first] = plan.skipped;
@@ -189,10 +198,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       // The store opens while the pool hashes: loading the AWS SDK takes a tenth of a second.
       const opening = openStore(config.store, config.s3);
       let tree: TreeHash;
+      const hashing = new PhaseReporter(config.onProgress, 'hash');
       try {
         tree = await hashTreeWithPool(Buffer.from(root), {
-          pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: config.onProgress,
+          pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: (files, bytes) => hashing.update(files, bytes),
         });
+        hashing.end(tree.digests.size + tree.unhashable.length, tree.bytes);
       } finally {
         store = await opening;
       }

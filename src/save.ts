@@ -1,4 +1,5 @@
 import { lstat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
 import { formatManifest } from './core/manifest.js';
 import type { ArchiveMeta } from './core/meta.js';
@@ -7,6 +8,7 @@ import { ARCHIVE_FORMAT, objectKey } from './core/key.js';
 import { bytePathFromText, isTextPath, textFromBytePath, type BytePath } from './core/paths.js';
 import { ConfigError, describeError } from './errors.js';
 import { resolveOptions, type SaveOptions } from './options.js';
+import { counted, PhaseReporter } from './progress.js';
 import type { SaveReport } from './report.js';
 import { skipInside } from './restore.js';
 import { findState, readState } from './state.js';
@@ -97,10 +99,12 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         }
         const created = new Date(started);
         const opened = store = await openStore(config.store, config.s3);
+        const packing = new PhaseReporter(config.onProgress, 'pack');
         const body = packArchive({
           root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
           metaFiles: (counts, digests, rooted) => {
             Object.assign(report, counts);
+            packing.end(counts.files, counts.bytes);
             const meta: ArchiveMeta = {
               format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], root, rooted: [...rooted], created: created.toISOString(),
               ...counts, sources: loaded.manifest.size, ...(options.buildFailed ? { buildFailed: true } : {}),
@@ -111,7 +115,8 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
             ]);
           },
         });
-        report.archiveBytes = (await opened.put(key, body, config.signal)).bytes;
+        const uploading = new PhaseReporter(config.onProgress, 'upload');
+        report.archiveBytes = (await opened.put(key, Readable.from(counted(body, uploading)), config.signal)).bytes;
         report.outcome = 'saved';
       });
     }

@@ -56,7 +56,8 @@ test('an events file that cannot be written is one warning and the build goes on
   const args = ['--cache-name', 'x', '--cache-dir', 'obj', '--store', join(dir, 'store'), '--state-dir', join(dir, 'state')];
   const result = await runCli(['restore', ...args, '--events', join(dir, 'no', 'such', 'events')], { cwd: root });
   assert.is(result.code, 0);
-  assert.match(result.stderr, /^nix-build-cache: warning: cannot record the event for stats in .*no\/such\/events: ENOENT[^\n]*\nnix-build-cache restore: miss/);
+  assert.match(result.stderr, /\nnix-build-cache: warning: cannot record the event for stats in .*no\/such\/events: ENOENT[^\n]*\nnix-build-cache restore: miss/);
+  assert.is(result.stderr.split('\n').filter((line) => line.includes('warning')).length, 1);
   writeFileSync(join(dir, 'off'), '');
   await runCli(['restore', ...args, '--events', 'off'], { cwd: root });
   const none = await runCli(['stats', '--events', join(dir, 'off')], { cwd: dir });
