@@ -25,8 +25,8 @@ const COMMANDS: Record<Command, string> = {
   save: 'archive the cache dirs with the manifest recorded by restore and store it under the cache name (run in preInstall)',
   hash: 'print the MD5 manifest of DIR (default: the current directory) in md5sum format',
   ls: 'list the cache archives in the store: name, size, age, key',
-  prune: 'delete cache archives by age and/or keeping the newest N per name',
-  stats: 'hit rate, files reused and recompiled, bytes and time per cache name, from the events restore and save recorded',
+  prune: 'delete cache archives by age, by total size (least recently restored first) and/or keeping the newest N per name',
+  stats: 'show the hit rate, files reused and recompiled, bytes and time per cache name, from the events restore and save recorded',
   serve: 'run the daemon that sandboxed builds reach at --socket (--store unix://SOCKET): it holds the upstream store and its credentials',
 };
 
@@ -53,7 +53,7 @@ const OPTIONS: Record<string, Spec> = {
   'max-disk': { type: 'string', value: 'SIZE', env: ['NBC_MAX_DISK'], fallback: '10G', help: 'size cap of --disk-cache (K, M, G suffixes)', commands: ['serve'] },
   'read-only': { type: 'boolean', fallback: 'off', help: 'refuse saves and deletes', commands: ['serve'] },
   'max-object-size': { type: 'string', value: 'SIZE', fallback: 'none', help: 'refuse archives larger than this (K, M, G suffixes)', commands: ['serve'] },
-  'cache-name': { type: 'string', value: 'NAME', env: ['NBC_CACHE_NAME'], fallback: 'required (stats: every name)', help: "this build's cache, e.g. REPO/BRANCH", commands: [...BUILD, 'stats'] },
+  'cache-name': { type: 'string', value: 'NAME', env: ['NBC_CACHE_NAME'], fallback: 'required (stats: every name)', help: "this build's cache, e.g. REPO/BRANCH (stats: count only this one)", commands: [...BUILD, 'stats'] },
   fallback: { type: 'string', multiple: true, value: 'NAME', env: ['NBC_FALLBACKS'], fallback: 'none', help: 'cache to try when --cache-name has none; repeatable, tried in order (env: comma-separated)', commands: ['restore'] },
   'cache-dir': { type: 'string', multiple: true, value: 'DIR', env: ['NBC_CACHE_DIRS'], fallback: 'required', help: 'directory (relative to the source root) kept between builds; repeatable; "." is the whole tree (env: comma-separated)', commands: AFTER_RESTORE },
   'state-dir': { type: 'string', value: 'DIR', env: ['NBC_STATE_DIR'], fallback: '$NIX_BUILD_TOP/.nix-build-cache, else one per source root in $TMPDIR', help: 'where restore records the manifest for settle and save', commands: AFTER_RESTORE },
@@ -84,7 +84,7 @@ const OPTIONS: Record<string, Spec> = {
   keep: { type: 'string', value: 'N', fallback: 'none', help: 'never delete the newest N archives of each cache name', commands: ['prune'] },
   'dry-run': { type: 'boolean', fallback: 'off', help: 'list what prune would delete, delete nothing', commands: ['prune'] },
   threads: { type: 'string', value: 'N', env: ['NBC_THREADS'], fallback: 'number of cores', help: 'worker threads for hashing and setting times', commands: ['restore', 'save', 'hash'] },
-  json: { type: 'string', value: 'FILE', env: ['NBC_JSON'], fallback: 'none', help: "write the run's report as JSON to FILE", commands: ALL },
+  json: { type: 'string', value: 'FILE', env: ['NBC_JSON'], fallback: 'none', help: "write the run's report as JSON to FILE (-: to stdout, and listings to stderr)", commands: ALL },
   strict: { type: 'boolean', env: ['NBC_STRICT'], fallback: 'off', help: 'fail (exit 1) on any cache problem instead of warning and building on', commands: AFTER_RESTORE },
   quiet: { type: 'boolean', env: ['NBC_QUIET'], fallback: 'off', help: 'print warnings only: no progress, no summary line', commands: ALL },
   help: { type: 'boolean', fallback: '', help: 'show this help', commands: ALL },
@@ -96,7 +96,8 @@ function usage(command?: Command): string {
       'Usage: nix-build-cache <command> [options]', '', 'Commands:',
       ...Object.entries(COMMANDS).map(([name, text]) => `  ${name.padEnd(8)} ${text}`), '',
       "Run 'nix-build-cache <command> --help' for its options. 'nix-build-cache --version' prints the version.",
-      'Exit status: 0 also when the cache is unusable (a warning says why); 2 for invalid options; 1 with --strict.'].join('\n');
+      'Exit status: 0 also when the cache is unusable (a warning says why); 2 for invalid options or a missing directory;',
+      '1 with --strict on a cache problem, with --fail-on-miss on a miss, and for an error of ls, prune, stats or serve.'].join('\n');
   }
   const lines = Object.entries(OPTIONS).filter(([, spec]) => spec.commands.includes(command)).map(([name, spec]) => {
     const flag = `--${name}${spec.value ? ` ${spec.value}` : ''}`;

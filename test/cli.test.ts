@@ -12,11 +12,13 @@ test.after.each(() => remove());
 
 const S3 = ['endpoint', 'region', 'credentials-file', 'profile', 'access-key-id', 'secret-access-key', 'connect-timeout', 'socket-timeout', 'max-attempts'];
 const OPTIONS: Record<string, string[]> = {
-  restore: ['store', 'cache-name', 'fallback', 'cache-dir', 'state-dir', 'root', 'compression', 'salt', 'explain', ...S3, 'threads', 'json', 'strict', 'quiet'],
-  save: ['store', 'cache-name', 'cache-dir', 'state-dir', 'compression', 'salt', ...S3, 'part-size', 'queue-size', 'threads', 'json', 'strict', 'quiet'],
+  restore: ['store', 'cache-name', 'fallback', 'cache-dir', 'state-dir', 'root', 'compression', 'salt', 'lookup-only', 'fail-on-miss', 'explain', ...S3,
+    'events', 'threads', 'json', 'strict', 'quiet'],
+  save: ['store', 'cache-name', 'cache-dir', 'state-dir', 'root', 'events', 'compression', 'salt', ...S3, 'part-size', 'queue-size', 'threads', 'json', 'strict', 'quiet'],
   hash: ['threads', 'json', 'quiet'],
   ls: ['store', ...S3, 'json', 'quiet'],
-  prune: ['store', ...S3, 'older-than', 'keep', 'dry-run', 'json', 'quiet'],
+  prune: ['store', ...S3, 'older-than', 'max-size', 'keep', 'dry-run', 'json', 'quiet'],
+  stats: ['store', 'cache-name', 'events', 'since', 'json', 'quiet'],
 };
 
 test('--help of every command lists every option with its default', async () => {
@@ -26,7 +28,7 @@ test('--help of every command lists every option with its default', async () => 
     for (const option of options) assert.match(stdout, new RegExp(`^  --${option}\\b.*\\[default: [^\\]]+`, 'm'), `${command} --${option}`);
   }
   const top = await runCli(['--help'], { cwd: dir });
-  assert.match(top.stdout, /restore[\s\S]*save[\s\S]*hash[\s\S]*ls[\s\S]*prune/);
+  assert.match(top.stdout, /restore[\s\S]*save[\s\S]*hash[\s\S]*ls[\s\S]*prune[\s\S]*stats/);
 });
 
 test('--version prints the package version', async () => {
