@@ -67,8 +67,6 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
   const { config, report } = ctx;
   const body = await ctx.store.get(key, config.signal);
   if (!body) return undefined;
-  // While it downloads: prune --max-size evicts the archives restores have not used for longest.
-  const marking = markRestored(ctx.store, key, config.signal);
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
     const unpacking = new PhaseReporter(config.onProgress, 'unpack');
@@ -107,7 +105,6 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     return restoredFingerprint(plan);
   } finally {
     await rm(staging, { recursive: true, force: true });
-    await marking;
   }
 }
 
@@ -158,6 +155,8 @@ async function restoreFirstUsable(ctx: Context): Promise<void> {
       await writeState(ctx.stateDir, { ...ctx.state, hit: { name, key, artifacts } });
       // Last: killed before this, the next restore of this tree undoes this one (see journal.ts).
       await clearJournal(ctx.stateDir);
+      // After the restore is whole: prune --max-size evicts what restores have not used for longest.
+      await markRestored(ctx.store, key, config.signal);
       return;
     } catch (error) {
       // A failed apply removed what it had moved in; nothing is left to undo.
