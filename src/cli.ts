@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The only module that touches argv, the environment, stdout/stderr and the exit code.
 import { readFileSync, statSync } from 'node:fs';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -239,38 +239,13 @@ async function runStats(options: Gathered, env: NodeJS.ProcessEnv, started: numb
   const since = options.string('since');
   const sinceMs = since === undefined ? undefined : parseDuration(since);
   if (since !== undefined && sinceMs === undefined) options.problems.push(`--since: use a number and s, m, h, d or w (got ${JSON.stringify(since)})`);
-  if (options.problems.length > 0) throw new ConfigError(options.problems);
   const where = eventsFile(options, env);
-  if (!where) throw new ConfigError(['--events: off records nothing; give the file the events are in']);
-  let text = '';
-  try {
-    text = await readFile(where.file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  const { parseEvents, summarize } = await import('./core/stats.js');
-  const { events, bad } = parseEvents(text);
-  const from = sinceMs === undefined ? 0 : started - sinceMs;
-  return {
-    command: 'stats', events: where.file, since: sinceMs === undefined ? null : new Date(from).toISOString(), badLines: bad,
-    ...summarize(events, from, options.string('cache-name')), seconds: (Date.now() - started) / 1000,
-  };
-}
-
-function percent(rate: number | null): string {
-  return rate === null ? '-' : `${Math.round(rate * 100)}%`;
-}
-
-function printStats(report: StatsReport, out: NodeJS.WritableStream): void {
-  if (report.names.length === 0) return;
-  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-  const header = ['NAME', 'RESTORES', 'HIT', 'FALLBACK', 'MISS', 'HIT RATE', 'REUSED', 'RECOMPILED', 'RESTORED', 'SAVED', 'TIME'];
-  const rows = [...report.names, ...(report.names.length > 1 ? [report.total] : [])].map((s) => [
-    s.cacheName, `${s.restores}`, `${s.hits}`, `${s.fallbacks}`, `${s.misses}`, percent(s.hitRate), `${s.reused}`, `${s.changed}`,
-    mb(s.restoredBytes), mb(s.savedBytes), `${s.seconds.toFixed(1)} s`,
-  ]);
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  for (const row of [header, ...rows]) out.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  if (!where) options.problems.push('--events: off records nothing; give the file the events are in');
+  if (options.problems.length > 0) throw new ConfigError(options.problems);
+  const name = options.string('cache-name');
+  return (await import('./events.js')).readStats({
+    events: where!.file, now: started, ...(sinceMs === undefined ? {} : { sinceMs }), ...(name === undefined ? {} : { cacheName: name }),
+  });
 }
 
 function buildOptions(command: Command, options: Gathered, values: Values, env: NodeJS.ProcessEnv): RestoreOptions {
@@ -579,7 +554,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   if (report.command === 'restore' && gathered.get('explain') === true) printExplain(report, out);
   if (report.command === 'ls') printCaches(report.caches, out);
-  if (report.command === 'stats') printStats(report, out);
+  if (report.command === 'stats') out.write((await import('./events.js')).statsTable(report));
   if (report.command === 'restore' || report.command === 'save') await record(report, gathered, env, onWarning);
   if (report.command === 'prune') printCaches(report.deleted, out, report.dryRun ? 'would delete  ' : 'deleted  ');
   if (json === '-') process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -1,7 +1,7 @@
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { CacheEvent } from './core/stats.js';
-import type { RestoreReport, SaveReport } from './report.js';
+import { parseEvents, summarize, type CacheEvent } from './core/stats.js';
+import type { RestoreReport, SaveReport, StatsReport } from './report.js';
 
 /**
  * Past this, one write(2) to a file opened O_APPEND may not land whole beside concurrent appends
@@ -38,4 +38,45 @@ export async function appendEvent(file: string, event: CacheEvent): Promise<void
   } finally {
     await handle.close();
   }
+}
+
+export interface StatsOptions {
+  /** The events file; a missing file has no events. */
+  events: string;
+  /** Count only the events of this many milliseconds before `now`. Default: all. */
+  sinceMs?: number;
+  /** Count only this cache name. Default: every name. */
+  cacheName?: string;
+  /** Milliseconds since the epoch. Default: now. */
+  now?: number;
+}
+
+/** Hit rate, files reused and recompiled, bytes and time per cache name, from an events file. */
+export async function readStats(options: StatsOptions): Promise<StatsReport> {
+  const now = options.now ?? Date.now();
+  let text = '';
+  try {
+    text = await readFile(options.events, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const { events, bad } = parseEvents(text);
+  const from = options.sinceMs === undefined ? 0 : now - options.sinceMs;
+  return {
+    command: 'stats', events: options.events, since: options.sinceMs === undefined ? null : new Date(from).toISOString(), badLines: bad,
+    ...summarize(events, from, options.cacheName), seconds: (Date.now() - now) / 1000,
+  };
+}
+
+/** The table stats prints: one row per name, and the total when there are several. */
+export function statsTable(report: StatsReport): string {
+  if (report.names.length === 0) return '';
+  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+  const header = ['NAME', 'RESTORES', 'HIT', 'FALLBACK', 'MISS', 'HIT RATE', 'REUSED', 'RECOMPILED', 'RESTORED', 'SAVED', 'TIME'];
+  const rows = [...report.names, ...(report.names.length > 1 ? [report.total] : [])].map((s) => [
+    s.cacheName, `${s.restores}`, `${s.hits}`, `${s.fallbacks}`, `${s.misses}`, s.hitRate === null ? '-' : `${Math.round(s.hitRate * 100)}%`,
+    `${s.reused}`, `${s.changed}`, mb(s.restoredBytes), mb(s.savedBytes), `${s.seconds.toFixed(1)} s`,
+  ]);
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => `${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join('');
 }

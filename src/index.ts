@@ -1,7 +1,7 @@
 export { restore } from './restore.js';
 export { save } from './save.js';
 export { lookup } from './lookup.js';
-export { appendEvent, eventOf } from './events.js';
+export { appendEvent, eventOf, readStats, statsTable, type StatsOptions } from './events.js';
 export { parseEvents, summarize, type CacheEvent, type NameStats } from './core/stats.js';
 export type { Phase, Progress, ProgressListener } from './progress.js';
 export { formatManifest, parseManifest, diffManifests, type Manifest, type ManifestDiff } from './core/manifest.js';
