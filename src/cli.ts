@@ -216,7 +216,9 @@ function eventsFile(options: Gathered, env: NodeJS.ProcessEnv): { file: string; 
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(store) || store.startsWith('file://')) {
     return { file: join(store.startsWith('file://') ? fileURLToPath(store) : store, '.events.jsonl'), explicit: false };
   }
-  return { file: join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'nix-build-cache', 'events.jsonl'), explicit: false };
+  // No home (HOME unset, as in tests and some daemons): no file of the user's to put them in.
+  const state = env.XDG_STATE_HOME || (env.HOME ? join(env.HOME, '.local', 'state') : undefined);
+  return state === undefined ? undefined : { file: join(state, 'nix-build-cache', 'events.jsonl'), explicit: false };
 }
 
 /** Appends the run's event; never fails the run. */
@@ -240,7 +242,7 @@ async function runStats(options: Gathered, env: NodeJS.ProcessEnv, started: numb
   const sinceMs = since === undefined ? undefined : parseDuration(since);
   if (since !== undefined && sinceMs === undefined) options.problems.push(`--since: use a number and s, m, h, d or w (got ${JSON.stringify(since)})`);
   const where = eventsFile(options, env);
-  if (!where) options.problems.push('--events: off records nothing; give the file the events are in');
+  if (!where) options.problems.push('--events: no file to read (off, or no $HOME for the default); give the file the events are in');
   if (options.problems.length > 0) throw new ConfigError(options.problems);
   const name = options.string('cache-name');
   return (await import('./events.js')).readStats({

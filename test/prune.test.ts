@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { S3Store } from '../src/stores/s3.js';
 import { runCli, tempDir, writeTree } from './helpers.js';
+import { startDaemon } from './daemon-process.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 
 // This process makes an S3 client of its own; the SDK's Node-version notice is noise here.
@@ -75,6 +76,30 @@ test('S3 store: restores leave a marker beside the archive; eviction deletes bot
   const raw = new S3Store(s3.bucket, 'lru', { endpoint: s3.endpoint, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'x' } });
   assert.equal((await raw.list()).map((o) => o.key).filter((key) => key.includes('.tar')), [], 'no archive, digest or marker is left');
   raw.close();
+});
+
+test('through the daemon: the marker reaches its upstream store; a read-only daemon refuses it without a warning', async () => {
+  const daemon = await startDaemon(join(dir, 'rw'), s3, 'x');
+  const readOnly = await startDaemon(join(dir, 'ro'), s3, 'x', ['--read-only']);
+  try {
+    const store = ['--store', `unix://${daemon.socket}`];
+    const args = await saveAll(['d'], store);
+    assert.match((await runCli(['restore', ...args('d')], { cwd: join(dir, 'd') })).stderr, /restore: hit/);
+    assert.ok((await ls(store))[0]!.lastRestored, 'marker written through the daemon');
+    const stored = (await ls(['--store', `s3://${s3.bucket}/daemon`, '--endpoint', s3.endpoint], { AWS_ACCESS_KEY_ID: ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: 'x' }));
+    assert.ok(stored.find((c) => c.name === 'd')?.lastRestored, 'and it is in the upstream S3 store');
+    rmSync(join(dir, 'd', 'obj'), { recursive: true, force: true });
+    const viaReadOnly = await runCli(['restore', ...args('d'), '--store', `unix://${readOnly.socket}`], { cwd: join(dir, 'd') });
+    assert.match(viaReadOnly.stderr, /restore: hit/);
+    assert.not.match(viaReadOnly.stderr, /warning/);
+    assert.match((await runCli(['prune', ...store, '--max-size', '1'], { cwd: dir })).stdout, /^deleted +d /);
+    const raw = new S3Store(s3.bucket, 'daemon', { endpoint: s3.endpoint, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'x' } });
+    assert.equal((await raw.list()).map((o) => o.key).filter((key) => key.startsWith('d/')), []);
+    raw.close();
+  } finally {
+    await daemon.stop();
+    await readOnly.stop();
+  }
 });
 
 test.run();

@@ -65,6 +65,19 @@ test('an events file that cannot be written is one warning and the build goes on
   assert.match(none.stderr, /stats: 0 restores, hit rate -/);
 });
 
+test('for other stores the events go to $XDG_STATE_HOME/nix-build-cache/events.jsonl', async () => {
+  const root = join(dir, 'src');
+  writeTree(root, { 'a.c': 'a' });
+  const env = { XDG_STATE_HOME: join(dir, 'state-home') };
+  const store = ['--store', `unix://${join(dir, 'no-daemon.sock')}`];
+  const restored = await runCli(['restore', '--cache-name', 'x', '--cache-dir', 'obj', ...store, '--state-dir', join(dir, 'state')], { cwd: root, env });
+  assert.match(restored.stderr, /restore: miss \(tried x: unusable\)/);
+  const { events } = parseEvents(readFileSync(join(dir, 'state-home', 'nix-build-cache', 'events.jsonl'), 'utf8'));
+  assert.equal(events.map((e) => [e.cacheName, e.result]), [['x', 'miss']]);
+  const stats = await runCli(['stats', ...store, '--json', '-'], { cwd: dir, env });
+  assert.is((JSON.parse(stats.stdout) as { total: { restores: number; misses: number } }).total.misses, 1);
+});
+
 test('concurrent appends from many processes never interleave', async () => {
   const file = join(dir, 'events.jsonl');
   const events = new URL('../src/events.js', import.meta.url).href;
