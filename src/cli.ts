@@ -191,7 +191,10 @@ function s3Settings(options: Gathered, values: Values, env: NodeJS.ProcessEnv): 
   set('endpoint', options.string('endpoint'));
   set('region', options.string('region'));
   set('credentials', credentials(options, values, env));
-  set('partSize', options.number('part-size', 1 << 20));
+  const partSize = options.number('part-size', 1 << 20);
+  // Said here in MiB, as given: the library would say it in bytes.
+  if (partSize !== undefined && partSize < 5 << 20) options.problems.push(`--part-size: must be at least 5 (MiB, S3's minimum) (got ${options.string('part-size')})`);
+  else set('partSize', partSize);
   set('queueSize', options.number('queue-size'));
   set('connectTimeout', options.number('connect-timeout', 1000));
   set('socketTimeout', options.number('socket-timeout', 1000));

@@ -53,12 +53,13 @@ test('problems name the flags the user gave, one line each', async () => {
   const result = await runCli(['save', '--cache-name', '', '--cache-dir', '/abs', '--fallback', 'x', '--part-size', '1'], { cwd: dir });
   assert.is(result.code, 2);
   assert.match(result.stderr, /--fallback is not an option of save/);
-  const save = await runCli(['save', '--cache-dir', '/abs', '--endpoint', 'ftp://x', '--store', join(dir, 's')], { cwd: dir });
+  const save = await runCli(['save', '--cache-dir', '/abs', '--endpoint', 'ftp://x', '--store', join(dir, 's'), '--part-size', '1'], { cwd: dir });
   assert.is(save.code, 2);
   assert.equal(lines(save.stderr).sort(), [
     'nix-build-cache save: --cache-dir: must be a relative path without ".." (got "/abs")',
     'nix-build-cache save: --cache-name: required (got "")',
     'nix-build-cache save: --endpoint: must be an http(s) URL (got "ftp://x")',
+    "nix-build-cache save: --part-size: must be at least 5 (MiB, S3's minimum) (got 1)",
   ]);
 });
 
