@@ -3,6 +3,7 @@ import {
   checkCacheDirs, checkCacheName, checkChoice, checkPositiveInteger, COMPRESSIONS, DEFAULT_LIMITS, type Compression, type ExtractLimits,
 } from './core/config.js';
 import { ConfigError } from './errors.js';
+import type { ProgressListener } from './progress.js';
 import { checkStoreLocation, type S3Settings, type Store } from './stores/index.js';
 
 /** Options shared by restore and save. */
@@ -30,8 +31,8 @@ export interface CacheOptions {
   signal?: AbortSignal;
   /** Told each warning as it happens; the report lists them too. */
   onWarning?: (message: string) => void;
-  /** Told how many files have been hashed so far. */
-  onProgress?: (filesHashed: number) => void;
+  /** Told how each phase goes: hash, fetch, unpack, apply (restore); pack, upload (save). */
+  onProgress?: ProgressListener;
 }
 
 export interface RestoreOptions extends CacheOptions {
@@ -66,7 +67,7 @@ export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
   readonly threads: number | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onWarning: ((message: string) => void) | undefined;
-  readonly onProgress: ((filesHashed: number) => void) | undefined;
+  readonly onProgress: ProgressListener | undefined;
 }
 
 const MIN_PART_SIZE = 5 << 20;

@@ -1,4 +1,5 @@
 import { lstat, realpath } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
 import { listArtifacts, printable, someOf, type ArtifactEntry, type Artifacts } from './artifacts.js';
 import { formatManifest } from './core/manifest.js';
@@ -8,6 +9,7 @@ import { ARCHIVE_FORMAT, objectKey } from './core/key.js';
 import { ConfigError, describeError, NbcError } from './errors.js';
 import { otherTree, provenManifest } from './freshness.js';
 import { resolveOptions, type SaveOptions } from './options.js';
+import { counted, PhaseReporter } from './progress.js';
 import type { SaveReport } from './report.js';
 import { skipInside } from './restore.js';
 import { findState, readState } from './state.js';
@@ -112,6 +114,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         }
         const created = new Date(started);
         const opened = store = await openStore(config.store, config.s3);
+        const packing = new PhaseReporter(config.onProgress, 'pack');
         const body = packArchive({
           root, realRoot, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
           onSkipped: (skipped) => warn(`not saved: ${skipped.length} entries that could not be read or changed while saving: `
@@ -120,6 +123,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
             // Thrown here, the archive is never completed: the store keeps what it had.
             if (counts.files === 0) throw new NbcError('NBC_SAVE', 'every artifact was left out, and an empty archive would replace the cache');
             Object.assign(report, counts);
+            packing.end(counts.files, counts.bytes);
             const meta: ArchiveMeta = {
               format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], root, rooted: [...rooted], created: created.toISOString(),
               ...counts, sources: loaded.manifest.size - proven.changed.length, ...(options.buildFailed ? { buildFailed: true } : {}),
@@ -130,7 +134,8 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
             ]);
           },
         });
-        report.archiveBytes = (await opened.put(key, body, config.signal)).bytes;
+        const uploading = new PhaseReporter(config.onProgress, 'upload');
+        report.archiveBytes = (await opened.put(key, Readable.from(counted(body, uploading)), config.signal)).bytes;
         report.outcome = 'saved';
       });
     }

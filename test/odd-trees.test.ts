@@ -47,7 +47,8 @@ test('unreadable artifacts (mode 000, saved by a build user) are left out and na
   assert.not.ok(existsSync(join(restored.root, 'obj/secret.o')));
 
   // Every artifact unreadable: the archive is never completed, and the stored one stays.
-  const [object] = readdirSync(join(store, 'locked'));
+  const archives = () => readdirSync(join(store, 'locked')).filter((object) => !object.endsWith('.restored'));
+  const [object] = archives();
   const before = readFileSync(join(store, 'locked', object!));
   const none = await saveBuild(work, store, 'locked', {
     uid: USER,
@@ -59,7 +60,7 @@ test('unreadable artifacts (mode 000, saved by a build user) are left out and na
   assert.is(none.save.code, 0);
   assert.match(none.save.stderr, /save failed, the build goes on: every artifact was left out, and an empty archive would replace the cache/, none.save.stderr);
   assert.not.match(none.save.stderr, /store/i, 'nothing blames the store');
-  assert.equal(readdirSync(join(store, 'locked')), [object]);
+  assert.equal(archives(), [object]);
   assert.equal(readFileSync(join(store, 'locked', object!)), before);
 });
 

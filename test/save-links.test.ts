@@ -18,6 +18,8 @@ let remove: () => Promise<void>;
 test.before.each(async () => {
   ({ dir: work, remove } = await tempDir());
   store = join(work, 'store');
+  // In a Nix build the store directory exists beforehand (the admin's one-time set-up).
+  mkdirSync(store);
   outside = join(work, 'outside');
   mkdirSync(join(outside, 'obj'), { recursive: true });
   writeFileSync(join(outside, 'secret'), 'not part of any tree');
@@ -26,7 +28,7 @@ test.before.each(async () => {
 test.after.each(() => remove());
 
 async function archiveListing(name: string): Promise<string> {
-  const [object] = readdirSync(join(store, name));
+  const [object] = readdirSync(join(store, name)).filter((entry) => !entry.endsWith('.restored'));
   return (await execFileAsync('tar', ['--zstd', '-tvf', join(store, name, object!)])).stdout;
 }
 
@@ -110,9 +112,9 @@ test('absolute cache dirs and ".." components are invalid options: nothing is re
   for (const dir of [outside, '../outside', 'obj/../../outside']) {
     const result = await saveBuild(work, store, 'escape', { cacheDirs: [dir], fill: (root) => mkdirSync(join(root, 'obj')) });
     assert.is(result.save.code, 2, result.save.stderr);
-    assert.match(result.save.stderr, /invalid options:\n {2}cacheDirs: must be a relative path without "\.\."/);
+    assert.match(result.save.stderr, /--cache-dir: must be a relative path without "\.\."/);
   }
-  assert.not.ok(existsSync(store));
+  assert.not.ok(existsSync(join(store, 'escape')));
 });
 
 test('a directory swapped for a link between listing and packing is not read through', async () => {

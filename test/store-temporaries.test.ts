@@ -17,6 +17,8 @@ test.before.each(async () => {
   assert.ok(await straceWorks(), 'strace can kill a process at a syscall');
   ({ dir: work, remove } = await tempDir());
   store = join(work, 'store');
+  // In a Nix build the store directory exists beforehand (the admin's one-time set-up).
+  mkdirSync(store);
 });
 test.after.each(() => remove());
 
@@ -75,7 +77,7 @@ test('prune removes a killed save\'s temporary too', async () => {
   const pruned = await runCli(['prune', '--store', store, '--keep', '1'], { cwd: work });
   assert.is(pruned.code, 0, pruned.stderr);
   assert.equal(temporaries(), []);
-  assert.is(readdirSync(join(store, 'repo/main')).length, 1, 'the archive stays');
+  assert.is(readdirSync(join(store, 'repo/main')).filter((object) => !object.endsWith('.restored')).length, 1, 'the archive stays');
 });
 
 test.run();
