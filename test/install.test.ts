@@ -1,16 +1,16 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { copyCheckout, REPO } from './checkout.js';
 import { runCommand, tempDir, writeTree } from './helpers.js';
 import { startRegistry, type TestRegistry } from './npm-registry.js';
 
 // A user's install: `npm pack`, then `npm install -g` of the tarball into a fresh prefix, and the
-// CLI run from that prefix's bin on PATH, away from the checkout. Dependencies come from a registry
-// on 127.0.0.1 that serves the locked packages out of the npm cache `npm ci` filled.
-const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+// CLI run from that prefix's bin on PATH, away from the checkout; and a fresh checkout built and
+// linked. Dependencies come from a registry on 127.0.0.1 that serves the locked packages out of
+// the npm cache `npm ci` filled.
 const NODE_PREFIX = dirname(dirname(process.execPath));
 const test = suite('installing the npm tarball: nix-build-cache on PATH, without the checkout');
 let work: string;
@@ -30,18 +30,27 @@ test.after(async () => {
   await remove();
 });
 
-/** `npm install -g` of the tarball into a new prefix, building against the headers in `nodedir`. */
+/** npm with the test registry, a fresh cache and no user configuration; node-gyp uses the headers in `nodedir`. */
+async function npm(args: string[], cwd: string, env: Record<string, string> = {}) {
+  const result = await runCommand('npm', [...args, '--registry', registry.url, '--cache', join(work, 'npm-cache'),
+    '--no-audit', '--no-fund', '--foreground-scripts'], { cwd, env: { HOME: work, npm_config_nodedir: NODE_PREFIX, ...env } });
+  assert.is(result.code, 0, `npm ${args.join(' ')}: ${result.stdout}${result.stderr}`);
+  return result;
+}
+
+/** `npm install -g` of the tarball into a new prefix. */
 async function install(prefix: string, nodedir: string) {
-  const result = await runCommand('npm', ['install', '-g', tarball, '--prefix', join(work, prefix), '--registry', registry.url,
-    '--cache', join(work, 'npm-cache'), '--no-audit', '--no-fund', '--foreground-scripts'],
-  { cwd: work, env: { HOME: work, npm_config_nodedir: nodedir } });
-  assert.is(result.code, 0, result.stdout + result.stderr);
+  const result = await npm(['install', '-g', tarball, '--prefix', join(work, prefix)], work, { npm_config_nodedir: nodedir });
   return { ...result, bin: join(work, prefix, 'bin'), lib: join(work, prefix, 'lib/node_modules/nix-build-cache') };
 }
 
 /** Runs the installed CLI by name from PATH (its bin, then the system's for node and zstd). */
 function cli(bin: string, args: string[], cwd: string) {
   return runCommand('nix-build-cache', args, { cwd, env: { PATH: `${bin}:${dirname(process.execPath)}:/usr/bin:/bin`, HOME: work } });
+}
+
+function version(): string {
+  return (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function report(path: string): Record<string, any> {
@@ -57,8 +66,7 @@ test("with Node's headers: the SIMD hasher is built; --version and a save → re
   assert.ok(existsSync(join(lib, 'build/Release/nbc_md5.node')), 'the native hasher was built');
   assert.ok(!lib.startsWith(REPO));
 
-  const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
-  assert.is((await cli(bin, ['--version'], work)).stdout, `${version}\n`);
+  assert.is((await cli(bin, ['--version'], work)).stdout, `${version()}\n`);
 
   const store = join(work, 'store');
   const common = ['--store', store, '--cache-name', 'demo', '--cache-dir', 'obj'];
@@ -88,6 +96,19 @@ test('without headers (none offline): the install still succeeds, and hashing us
   const hashed = await cli(bin, ['hash', '.', '--json', join(work, 'hash.json')], lib);
   assert.is(hashed.code, 0, hashed.stderr);
   assert.is(report(join(work, 'hash.json')).hasher, 'crypto');
+});
+
+test('from a checkout: npm ci, npm run build, node dist/src/cli.js; npm link puts it on PATH', async () => {
+  const checkout = join(work, 'checkout');
+  await copyCheckout(checkout);
+  await npm(['ci'], checkout);
+  assert.ok(existsSync(join(checkout, 'build/Release/nbc_md5.node')), 'npm ci built the native hasher');
+  await npm(['run', 'build'], checkout);
+  const direct = await runCommand(process.execPath, [join(checkout, 'dist/src/cli.js'), '--version'], { cwd: work });
+  assert.is(direct.stdout, `${version()}\n`, direct.stderr);
+  // npm link is global-only: its prefix comes from the configuration, not --prefix (the project's).
+  await npm(['link'], checkout, { npm_config_prefix: join(work, 'linked') });
+  assert.is((await cli(join(work, 'linked/bin'), ['--version'], work)).stdout, `${version()}\n`);
 });
 
 test.run();

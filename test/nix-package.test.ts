@@ -1,13 +1,12 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { copyCheckout, REPO, trackedFiles } from './checkout.js';
 import { runCommand, tempDir } from './helpers.js';
 
 // nix/package.nix and flake.nix evaluated by real Nix over the stand-in nixpkgs (test/nix/npm-pkgs.nix):
 // no nixpkgs is reachable here, so nothing is built; the stand-in's stubs keep the arguments they get.
-const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const STANDIN = join(REPO, 'test/nix');
 const SYSTEMS = ['aarch64-linux', 'x86_64-linux'];
 const test = suite('Nix packaging: package.nix and the flake over a stand-in nixpkgs');
@@ -29,20 +28,10 @@ async function evaluate(expr: string): Promise<any> {
 const callPackage = (args = '{ }') =>
   `let pkgs = import ${STANDIN}/npm-pkgs.nix { }; p = pkgs.callPackage ${REPO}/nix/package.nix ${args}; in`;
 
-/** The files a clone has: a flake in a git checkout sees tracked files only. */
-async function trackedFiles(): Promise<string[]> {
-  const result = await runCommand('git', ['-C', REPO, 'ls-files', '--cached', '-z']);
-  assert.is(result.code, 0, result.stderr);
-  return result.stdout.split('\0').filter((path) => path !== '');
-}
-
 test.before(async () => {
   ({ dir: work, remove } = await tempDir('nbc-flake-'));
   // The repository as a clone has it, and a flake whose legacyPackages are the stand-in.
-  for (const path of await trackedFiles()) {
-    mkdirSync(dirname(join(work, 'repo', path)), { recursive: true });
-    copyFileSync(join(REPO, path), join(work, 'repo', path));
-  }
+  await copyCheckout(join(work, 'repo'));
   mkdirSync(join(work, 'standin'));
   for (const file of ['pkgs.nix', 'npm-pkgs.nix', 'setup.sh']) copyFileSync(join(STANDIN, file), join(work, 'standin', file));
   writeFileSync(join(work, 'standin/flake.nix'), `{ outputs = _: { legacyPackages = builtins.listToAttrs (map
