@@ -18,7 +18,11 @@
       });
 
       apps = forAllSystems (system: {
-        default = { type = "app"; program = "${self.packages.${system}.default}/bin/nix-build-cache"; };
+        default = {
+          type = "app";
+          program = "${self.packages.${system}.default}/bin/nix-build-cache";
+          meta.description = "Restore, settle and save the intermediate files of Nix builds";
+        };
       });
 
       # The package's install check runs the installed CLI.
