@@ -12,7 +12,7 @@ import { startRegistry, type TestRegistry } from './npm-registry.js';
 // linked. Dependencies come from a registry on 127.0.0.1 that serves the locked packages out of
 // the npm cache `npm ci` filled.
 const NODE_PREFIX = dirname(dirname(process.execPath));
-const test = suite('installing the npm tarball: nix-build-cache on PATH, without the checkout');
+const test = suite('installing: npm install -g of the packed tarball, and a checkout; nix-build-cache on PATH');
 let work: string;
 let remove: () => Promise<void>;
 let registry: TestRegistry;
@@ -64,7 +64,6 @@ test("the SIMD hasher is built with the headers beside node (offline); --version
   assert.ok(existsSync(join(NODE_PREFIX, 'include/node/node_version.h')), `no Node headers under ${NODE_PREFIX}`);
   const { bin, lib } = await install('with-headers');
   assert.ok(existsSync(join(lib, 'build/Release/nbc_md5.node')), 'the native hasher was built');
-  assert.ok(!lib.startsWith(REPO));
 
   assert.is((await cli(bin, ['--version'], work)).stdout, `${version()}\n`);
 
