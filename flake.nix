@@ -25,8 +25,19 @@
         };
       });
 
-      # The package's install check runs the installed CLI.
-      checks = forAllSystems (system: { package = self.packages.${system}.default; });
+      checks = forAllSystems (system:
+        let pkgs = nixpkgs.legacyPackages.${system};
+        in {
+          # Its install check runs the installed CLI.
+          package = self.packages.${system}.default;
+          # The packaged CLI in a real (sandboxed) build: restore misses, save writes beside the
+          # sources; strict, so that any cache problem fails the check instead of warning.
+          wrapped-hello = self.lib.wrap {
+            inherit pkgs;
+            cache-name = "hello"; master-cache = "hello"; cache-dirs = [ "." ];
+            store = "../nbc-store"; strict = true;
+          } pkgs.hello;
+        });
 
       # The wrapper: `lib.wrap { inherit pkgs; cache-name = …; … } drv` (see nix/default.nix).
       lib.wrap = import ./nix/default.nix;

@@ -95,6 +95,7 @@ test('flake show: packages, apps and checks for each system, lib, the overlay an
     assert.is(shown.packages[system].default.name, 'nix-build-cache-0.1.0');
     assert.is(shown.apps[system].default.type, 'app');
     assert.is(shown.checks[system].package.type, 'derivation');
+    assert.is(shown.checks[system]['wrapped-hello'].name, 'hello-standin');
   }
   assert.is(shown.overlays.default.type, 'nixpkgs-overlay');
   assert.is(shown.nixosModules.default.type, 'nixos-module');
@@ -105,7 +106,7 @@ test('flake check passes (evaluation; the stand-in builds nothing)', async () =>
   assert.is(result.code, 0, result.stderr);
 });
 
-test('the app runs the package, the overlay adds it, lib.wrap is the wrapper, the module is nix/module.nix', async () => {
+test('the app runs the package, the overlay adds it, lib.wrap is the wrapper (its check runs the package, strict), the module is nix/module.nix', async () => {
   const result = await nix('nix', ['eval', '--json', '--impure', '--expr', `let
     flake = builtins.getFlake "path:${work}/repo"; pkgs = import ${work}/standin/npm-pkgs.nix { }; sys = builtins.currentSystem;
     wrapped = flake.lib.wrap { inherit pkgs; cache-name = "a"; master-cache = "a"; cache-dirs = [ "obj" ]; store = "/tmp/c"; cli = "nbc"; }
@@ -115,10 +116,12 @@ test('the app runs the package, the overlay adds it, lib.wrap is the wrapper, th
     overlay = (flake.overlays.default pkgs pkgs).nix-build-cache.meta.mainProgram;
     restores = builtins.match ".*nbc restore .*" wrapped.preConfigure != null;
     module = builtins.functionArgs flake.nixosModules.default;
+    check = builtins.match ".*[(] set [+]x; PATH=[^ ]*-zstd/bin:[$]PATH ([^ ]*) restore .* '--strict' .*" flake.checks.\${sys}.wrapped-hello.preConfigure
+      == [ "\${flake.packages.\${sys}.default}/bin/nix-build-cache" ];
   }`]);
   assert.is(result.code, 0, result.stderr);
   assert.equal(JSON.parse(result.stdout), {
-    program: true, overlay: 'nix-build-cache', restores: true, module: { config: false, lib: false, pkgs: false },
+    program: true, overlay: 'nix-build-cache', restores: true, module: { config: false, lib: false, pkgs: false }, check: true,
   });
 });
 

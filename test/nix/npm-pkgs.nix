@@ -57,6 +57,7 @@ let
     nodejs = stub "nodejs-24" { python = python3; };
     makeWrapper = stub "make-wrapper" { };
     zstd = stub "zstd" { };
+    hello = base.stdenv.mkDerivation { name = "hello-standin"; };
     buildNpmPackage = args: stub "${args.pname}-${args.version}" { inherit args; inherit (args) meta; };
     callPackage = fn: overrides:
       let f = if isPath fn then import fn else fn;
