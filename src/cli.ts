@@ -3,7 +3,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseCredentials, type Credentials } from './core/credentials.js';
 import { formatManifest } from './core/manifest.js';
@@ -210,6 +210,16 @@ function storeLocation(options: Gathered, env: NodeJS.ProcessEnv): string {
 }
 
 /**
+ * Whether `store` is a directory outside the Nix build's own: one that must exist beforehand (in
+ * the sandbox, creating it would create it in the build's private file system).
+ */
+function inNixBuildOutside(store: string, env: NodeJS.ProcessEnv): boolean {
+  if (!env.NIX_BUILD_TOP || !isDirectoryStore(store)) return false;
+  const path = relative(resolve(env.NIX_BUILD_TOP), resolve(fileStorePath(store)));
+  return path.startsWith('..') || isAbsolute(path);
+}
+
+/**
  * Where the events for stats go: beside the archives of a directory store (every build user that
  * shares it counts), else a file of the user's. `explicit`: given by the user, so failing to write
  * it is worth a warning; the default is skipped quietly where it cannot be written (a sandbox).
@@ -235,7 +245,7 @@ async function record(report: RestoreReport | SaveReport, options: Gathered, env
   try {
     // Save would make the store's directory too (not in a Nix build: see FileStore's createDir);
     // the first build's miss counts.
-    if (!where.explicit && !env.NIX_BUILD_TOP) await mkdir(dirname(where.file), { recursive: true });
+    if (!where.explicit && !inNixBuildOutside(dirname(where.file), env)) await mkdir(dirname(where.file), { recursive: true });
     await appendEvent(where.file, event);
   } catch (error) {
     if (where.explicit) onWarning(`cannot record the event for stats in ${where.file}: ${describeError(error)}`);
@@ -260,7 +270,7 @@ function buildOptions(command: Command, options: Gathered, values: Values, env: 
   const threads = options.number('threads');
   const store = storeLocation(options, env);
   const result: RestoreOptions = {
-    store: env.NIX_BUILD_TOP && isDirectoryStore(store) ? new FileStore(fileStorePath(store), { createDir: false }) : store,
+    store: inNixBuildOutside(store, env) ? new FileStore(fileStorePath(store), { createDir: false }) : store,
     s3: s3Settings(options, values, env),
     cacheName: options.string('cache-name') ?? '',
     cacheDirs: (options.get('cache-dir') as string[] | undefined) ?? [],
