@@ -1,4 +1,4 @@
-// The README's first command: a generated C project built with make twice through the CLI on a
+// The README's demo (npm run demo): a generated C project built with make twice through the CLI on a
 // local store, cold and then warm with one file changed, as a Nix build would run it.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -11,7 +11,7 @@ import { memoryBench } from './memory.js';
 import { roundTripBench } from './roundtrip.js';
 
 /**
- * Targets not reached yet, each with what stands in the way (README, "Targets not met"). They are
+ * Targets not reached yet, each with what stands in the way (docs/performance.md, "Target not met"). They are
  * measured and printed like the others, but only the rest decide the exit status; one that is met
  * again is reported, so this list shrinks as work lands. Thresholds are never lowered here.
  * `quickOnly`: met on the full workload, open on the quick one only.

@@ -26,7 +26,7 @@ const SECRET = 'bench-secret';
  * just freed (which this VM hands out fast) and leave this run fresh pages (slow), but not the
  * shell pipelines, which read the tree where it is.
  */
-async function ours(work: string, cacheDir: string, store: string, env: NodeJS.ProcessEnv): Promise<number> {
+export async function ours(work: string, cacheDir: string, store: string, env: NodeJS.ProcessEnv): Promise<number> {
   const top = join(work, `ours-${++fresh}`);
   const builds = [join(top, 'build-1', 'source'), join(top, 'build-2', 'source')];
   for (const root of builds) {

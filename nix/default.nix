@@ -19,12 +19,12 @@
 {
   # The package set: used for the packaged CLI (unless `cli` is given).
   pkgs,
-  # This build's cache, e.g. "<repository>/<branch>".
-  cache-name,
-  # Tried when cache-name has no archive, e.g. the main branch's cache.
-  master-cache,
-  # Directories (relative to the source root) kept between builds: [ "dist" ], [ "elm-stuff" ], [ "." ].
-  cache-dirs,
+  # Required (null only so that a misspelling of it is reported as such). This build's cache, e.g. "<repository>/<branch>".
+  cache-name ? null,
+  # Required. Tried when cache-name has no archive, e.g. the main branch's cache.
+  master-cache ? null,
+  # Required. Directories (relative to the source root) kept between builds: [ "dist" ], [ "elm-stuff" ], [ "." ].
+  cache-dirs ? null,
   # S3 bucket for the archives; null with `store` set instead.
   s3-bucket ? null,
   # AWS access key id as a string. It ends up in the world-readable .drv: prefer aws-credentials-file.
@@ -55,10 +55,19 @@
   # Extra arguments for every CLI call, e.g. [ "--socket-timeout" "30" ].
   extra-args ? [ ],
   ...
-}:
+}@args:
 drv:
 let
-  inherit (builtins) concatStringsSep isPath isString map replaceStrings throw;
+  inherit (builtins) attrNames concatStringsSep elem filter functionArgs isPath isString map replaceStrings throw;
+
+  # `...` above lets a misspelled argument through: name it with the nearest valid one instead.
+  known = attrNames (functionArgs (import ./default.nix));
+  unknown = filter (name: !(elem name known)) (attrNames args);
+  missing = filter (name: args.${name} or null == null) [ "cache-name" "master-cache" "cache-dirs" ];
+  unknownError = name:
+    let near = import ./nearest.nix known name;
+    in "nix-build-cache: unknown argument '${name}'; "
+      + (if near != null then "did you mean '${near}'?" else "the arguments are: ${concatStringsSep ", " known}");
 
   quote = s: "'" + replaceStrings [ "'" ] [ "'\\''" ] (toString s) + "'";
   optionalString = cond: s: if cond then s else "";
@@ -129,7 +138,11 @@ let
     failureHooks+=(_nixBuildCacheSaveOnFailure)
   '';
 in
-if isPath aws-credentials-file then
+if unknown != [ ] then
+  throw (unknownError (builtins.head unknown))
+else if missing != [ ] then
+  throw "nix-build-cache: ${builtins.head missing} is required"
+else if isPath aws-credentials-file then
   throw "nix-build-cache: pass aws-credentials-file as a string; a Nix path would copy the secret into the store"
 else if !(isString cache-name && isString master-cache) then
   throw "nix-build-cache: cache-name and master-cache must be strings"

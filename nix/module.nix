@@ -22,6 +22,7 @@ let
     ++ optionals (daemon.credentialsFile != null) [ "--credentials-file" daemon.credentialsFile ]
     ++ optionals (daemon.endpoint != null) [ "--endpoint" daemon.endpoint ]
     ++ optional daemon.readOnly "--read-only"
+    ++ builtins.concatMap (writer: [ "--writer" writer ]) daemon.writers
     ++ daemon.extraArgs;
   quote = arg: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] arg + "'";
 in
@@ -74,6 +75,12 @@ in
         type = types.bool;
         default = false;
         description = "Serve restores only; refuse saves.";
+      };
+      writers = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "nixbld1" "@ci-builders" ];
+        description = "Users (name or uid) and @groups allowed to save and delete; empty: every build user.";
       };
       extraArgs = mkOption {
         type = types.listOf types.str;

@@ -1,29 +1,53 @@
-# The CLI as a package for nixpkgs: `pkgs.callPackage ./nix/package.nix { }`.
-# After changing package-lock.json, update npmDepsHash: run `prefetch-npm-deps package-lock.json`
-# (from nixpkgs' prefetch-npm-deps), or set it to lib.fakeHash, build, and copy the hash Nix reports.
-{ lib, buildNpmPackage, nodejs_20, python3, makeWrapper, zstd }:
+/**
+  The CLI as a package for nixpkgs. No dependency hash to maintain: importNpmLock fetches each
+  package-lock.json entry by its `resolved` URL and checks its `integrity`.
 
+  Type: { … } -> derivation
+
+  Example:
+    pkgs.callPackage ./nix/package.nix { }
+    pkgs.callPackage ./nix/package.nix { withNativeHasher = false; }
+*/
+{
+  lib,
+  buildNpmPackage,
+  importNpmLock,
+  # The current Node of nixpkgs (Node 20 reached end of life and left nixpkgs).
+  nodejs,
+  # node-gyp runs gyp, a Python program, to build the native hasher.
+  python3,
+  makeWrapper,
+  # The default compression runs the zstd program.
+  zstd,
+  # Build the SIMD hasher (src/native/md5.c) with node-gyp; without it hashing uses node:crypto.
+  withNativeHasher ? true,
+}:
+let
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../package.json ../package-lock.json ../tsconfig.json ../binding.gyp ../src ../workers ../test ../bench
+    ];
+  };
+in
 buildNpmPackage {
   pname = "nix-build-cache";
   version = (lib.importJSON ../package.json).version;
+  inherit src nodejs;
 
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [ ../package.json ../package-lock.json ../tsconfig.json ../binding.gyp ../src ../workers ../test ../bench ];
-  };
-
-  nodejs = nodejs_20;
-  npmDepsHash = lib.fakeHash;
+  npmDeps = importNpmLock { npmRoot = src; };
+  npmConfigHook = importNpmLock.npmConfigHook;
   npmBuildScript = "build";
-  # The SIMD hasher (src/native/md5.c): node-gyp needs python3; npmConfigHook skips install scripts.
-  nativeBuildInputs = [ python3 makeWrapper ];
-  postBuild = "npm run build:native";
-  # The default compression runs the zstd program.
-  postInstall = "wrapProgram $out/bin/nix-build-cache --prefix PATH : ${lib.makeBinPath [ zstd ]}";
-  # s3rver and the test helpers are dev-only; the package keeps the runtime dependencies.
-  npmPruneFlags = [ "--omit=dev" ];
 
-  # The build must not reach the network, and the AWS SDK's Node-version notice is noise in logs.
+  nativeBuildInputs = [ makeWrapper ] ++ lib.optionals withNativeHasher [ python3 ];
+  # The package's install script builds the hasher but falls back silently: here it is skipped
+  # (no dependency has scripts) and the hasher built after tsc, so that a failure fails the package.
+  # node-gyp finds Node's headers through the npm_config_nodedir that npmConfigHook sets.
+  npmRebuildFlags = [ "--ignore-scripts" ];
+  postBuild = lib.optionalString withNativeHasher "npm run build:native";
+  postInstall = "wrapProgram $out/bin/nix-build-cache --prefix PATH : ${lib.makeBinPath [ zstd ]}";
+
+  # The AWS SDK's notice about Node versions is noise in build logs.
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
   doInstallCheck = true;

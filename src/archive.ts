@@ -8,7 +8,7 @@ import type { Compression } from './core/config.js';
 import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, parseMeta, type ArchiveMeta } from './core/meta.js';
 import { parseManifest, type Manifest } from './core/manifest.js';
 import type { ArtifactEntry } from './core/plan.js';
-import type { BytePath } from './core/paths.js';
+import { bytePathFromText, type BytePath } from './core/paths.js';
 import { ArchiveError, NbcError } from './errors.js';
 import type { WorkerPool } from './pool.js';
 import type { UnpackOptions, Unpacked } from './unpack.js';
@@ -18,11 +18,24 @@ export { ARTIFACTS_FILE, MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.
 
 export type { PackCounts };
 
+export interface PackEntry {
+  path: BytePath;
+  kind: 'file' | 'dir' | 'symlink';
+  /** A symlink's target as listed: a link re-pointed since is left out. */
+  target?: string;
+}
+
+const KIND_LETTERS = { file: 'f', dir: 'd', symlink: 'l' } as const;
+
 export interface PackInput {
   /** Absolute path of the tree the entries are relative to. */
   root: string;
-  /** Byte paths to archive, sorted, each valid UTF-8; directories are stored without their contents. */
-  entries: readonly BytePath[];
+  /** The root's real path, as bytes: no file is read from anywhere else. */
+  realRoot: Buffer;
+  /** What to archive, sorted, each path valid UTF-8; directories are stored without their contents. */
+  entries: readonly PackEntry[];
+  /** Told, once packing ends, of the entries left out (unreadable, gone, or changed since listed) and why. */
+  onSkipped?: (skipped: readonly [path: BytePath, reason: string][]) => void;
   /**
    * The archive's own files (path inside the archive → contents), made once the entries are packed,
    * from the counts, the MD5 of each packed file and the files that mention the root.
@@ -55,7 +68,11 @@ function tarFile(path: string, data: Buffer, mtime: number): Buffer {
 export function packArchive(input: PackInput): Readable {
   const channel = new MessageChannel();
   const flow = new Int32Array(new SharedArrayBuffer(8));
-  const packed = input.pool.pack({ root: input.root, entries: [...input.entries], port: channel.port2, flow: flow.buffer as SharedArrayBuffer });
+  const packed = input.pool.pack({
+    root: bytePathFromText(input.root), realRoot: input.realRoot.toString('latin1'), entries: input.entries.map((e) => e.path),
+    kinds: input.entries.map((e) => KIND_LETTERS[e.kind]).join(''), targets: input.entries.flatMap((e) => (e.kind === 'symlink' ? [e.target ?? ''] : [])),
+    port: channel.port2, flow: flow.buffer as SharedArrayBuffer,
+  });
   async function* tar(): AsyncGenerator<Buffer> {
     const queue: PackMessage[] = [];
     let wake: (() => void) | undefined;
@@ -76,6 +93,7 @@ export function packArchive(input: PackInput): Readable {
           await new Promise<void>((resolve) => { wake = resolve; });
           wake = undefined;
         } else if ('end' in message) {
+          if (message.skipped.length > 0) input.onSkipped?.(message.skipped);
           const files = input.metaFiles(message.end, new Map(message.digests), message.rooted);
           yield Buffer.concat([...files].map(([path, data]) => tarFile(path, data, input.created)));
           yield Buffer.alloc(END_OF_ARCHIVE);

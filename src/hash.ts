@@ -37,7 +37,7 @@ export interface HashOptions {
   pool: WorkerPool;
   skip?: ReadonlySet<BytePath>;
   signal?: AbortSignal;
-  onProgress?: (filesHashed: number) => void;
+  onProgress?: (filesHashed: number, bytesHashed: number) => void;
 }
 
 /**
@@ -62,7 +62,7 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
     });
     for (const [i, reason] of result.errors) tree.problems.push(`${paths[i]}: cannot hash (${reason}); treated as changed`);
     tree.bytes += result.bytes;
-    options.onProgress?.(filesHashed());
+    options.onProgress?.(filesHashed(), tree.bytes);
   };
   const walked = (result: WalkHashResult) => {
     for (const dir of result.subdirs) {
@@ -125,7 +125,7 @@ export interface HashTreeOptions {
   /** Worker threads. Default: the number of cores. */
   threads?: number;
   signal?: AbortSignal;
-  onProgress?: (filesHashed: number) => void;
+  onProgress?: (filesHashed: number, bytesHashed: number) => void;
 }
 
 /** MD5 of every file below `dir` (symlinks: of their target), sorted by path, on a worker pool. */

@@ -1,4 +1,5 @@
-import { cacheNameOf, selectForPrune, type CacheObject, type PruneRule } from './core/prune.js';
+import { Readable } from 'node:stream';
+import { cacheNameOf, RESTORED_SUFFIX, selectForPrune, type CacheObject, type PruneRule } from './core/prune.js';
 import { checkPositiveInteger } from './core/config.js';
 import { ConfigError } from './errors.js';
 import { checkStoreLocation, openStore, type S3Settings, type Store } from './stores/index.js';
@@ -23,9 +24,12 @@ async function withStore<T>(options: StoreOptions, fn: (store: Store) => Promise
 
 async function cachesIn(store: Store, signal?: AbortSignal): Promise<CacheObject[]> {
   const caches: CacheObject[] = [];
-  for (const object of await store.list(signal)) {
+  const objects = await store.list(signal);
+  const restored = new Map(objects.filter((o) => o.key.endsWith(RESTORED_SUFFIX)).map((o) => [o.key.slice(0, -RESTORED_SUFFIX.length), o.modified]));
+  for (const object of objects) {
     const name = cacheNameOf(object.key);
-    if (name !== undefined) caches.push({ ...object, name });
+    const lastRestored = restored.get(object.key);
+    if (name !== undefined) caches.push({ ...object, name, ...(lastRestored ? { lastRestored } : {}) });
   }
   return caches.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : b.modified.getTime() - a.modified.getTime()));
 }
@@ -45,15 +49,27 @@ export async function pruneCaches(options: PruneOptions): Promise<CacheObject[]>
   const problems = [
     options.keep === undefined ? undefined : checkPositiveInteger('keep', options.keep),
     options.olderThanMs === undefined || options.olderThanMs >= 0 ? undefined : `olderThan: must not be negative (got ${options.olderThanMs})`,
-    options.keep === undefined && options.olderThanMs === undefined ? 'prune: give olderThan, keep, or both' : undefined,
+    options.maxSize === undefined ? undefined : checkPositiveInteger('maxSize', options.maxSize),
+    options.keep === undefined && options.olderThanMs === undefined && options.maxSize === undefined ? 'prune: give olderThan, keep, maxSize, or several' : undefined,
   ].filter((p): p is string => p !== undefined);
   if (problems.length > 0) throw new ConfigError(problems);
   return withStore(options, async (store) => {
     const doomed = selectForPrune(await cachesIn(store, options.signal), options, Date.now());
     if (!options.dryRun) {
-      for (const object of doomed) await store.delete(object.key, options.signal);
+      for (const object of doomed) {
+        await store.delete(object.key, options.signal);
+        if (object.lastRestored) await store.delete(`${object.key}${RESTORED_SUFFIX}`, options.signal);
+      }
       await store.removeStale?.(options.signal);
     }
     return doomed;
   });
+}
+
+/**
+ * Records that the archive at `key` was restored (for prune's maxSize), as the time of an empty
+ * object beside it. Bookkeeping only: a store that refuses it (a read-only daemon) changes nothing.
+ */
+export async function markRestored(store: Store, key: string, signal?: AbortSignal): Promise<void> {
+  await store.put(`${key}${RESTORED_SUFFIX}`, Readable.from([]), signal).catch(() => {});
 }

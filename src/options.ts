@@ -3,6 +3,7 @@ import {
   checkCacheDirs, checkCacheName, checkChoice, checkPositiveInteger, COMPRESSIONS, DEFAULT_LIMITS, type Compression, type ExtractLimits,
 } from './core/config.js';
 import { ConfigError } from './errors.js';
+import type { ProgressListener } from './progress.js';
 import { checkStoreLocation, type S3Settings, type Store } from './stores/index.js';
 
 /** Options shared by restore and save. */
@@ -36,8 +37,8 @@ export interface CacheOptions {
   signal?: AbortSignal;
   /** Told each warning as it happens; the report lists them too. */
   onWarning?: (message: string) => void;
-  /** Told how many files have been hashed so far. */
-  onProgress?: (filesHashed: number) => void;
+  /** Told how each phase goes: hash, fetch, unpack, apply (restore); pack, upload (save). */
+  onProgress?: ProgressListener;
 }
 
 export interface RestoreOptions extends CacheOptions {
@@ -52,6 +53,11 @@ export interface RestoreOptions extends CacheOptions {
 export interface SaveOptions extends CacheOptions {
   /** The build failed (save-on-failure): noted in the report and in meta.json. Default false. */
   buildFailed?: boolean;
+  /**
+   * Save the cache dirs that can be saved when others cannot (missing, not a directory, reached
+   * through a symlink). Default false: such a save is skipped, keeping the whole archive stored before.
+   */
+  allowPartial?: boolean;
 }
 
 const DEFAULTS = { compression: 'zstd', strict: false, fallbacks: [], explain: false } as const;
@@ -68,7 +74,7 @@ export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
   readonly deadlineMs: number | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onWarning: ((message: string) => void) | undefined;
-  readonly onProgress: ((filesHashed: number) => void) | undefined;
+  readonly onProgress: ProgressListener | undefined;
 }
 
 const MIN_PART_SIZE = 5 << 20;

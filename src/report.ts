@@ -1,5 +1,6 @@
 /** The typed results of each command; `--json FILE` writes them as they are. */
 
+import type { NameStats } from './core/stats.js';
 import type { HasherName } from './native-hasher.js';
 
 export interface Attempt {
@@ -32,6 +33,12 @@ export interface RestoreReport {
   command: 'restore';
   /** "error" only when something failed that was not the cache's fault to report as a miss. */
   outcome: 'hit' | 'miss' | 'error';
+  /** As CI caches say it: hit (this cache name), fallback (a fallback name's cache), or miss. */
+  result: 'hit' | 'fallback' | 'miss';
+  /** The key of the archive restored (or, with lookupOnly, found); null on a miss. */
+  matchedKey: string | null;
+  /** Only looked the keys up (lookupOnly): downloaded nothing, changed nothing. */
+  lookupOnly?: boolean;
   cacheName: string;
   root: string;
   /** The cache restored, and whether it was a fallback. */
@@ -95,6 +102,8 @@ export interface ListedCache {
   size: number;
   /** ISO 8601. */
   modified: string;
+  /** ISO 8601: the last restore of it (absent: never restored since the marker was kept). */
+  lastRestored?: string;
 }
 
 export interface ListReport {
@@ -112,7 +121,21 @@ export interface PruneReport {
   seconds: number;
 }
 
-export type Report = RestoreReport | SaveReport | SettleReport | HashReport | ListReport | PruneReport;
+export interface StatsReport {
+  command: 'stats';
+  /** The events file read. */
+  events: string;
+  /** ISO 8601 start of the period counted; null: every event. */
+  since: string | null;
+  /** Per cache name, sorted. */
+  names: NameStats[];
+  total: NameStats;
+  /** Lines that were not events (cut short, or from another version). */
+  badLines: number;
+  seconds: number;
+}
+
+export type Report = RestoreReport | SaveReport | SettleReport | HashReport | ListReport | PruneReport | StatsReport;
 
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
@@ -122,15 +145,22 @@ function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
+/** Why an attempt ended as it did, for --explain. */
+export function whyAttempt(attempt: Attempt): string {
+  if (attempt.reason) return attempt.reason;
+  return attempt.result === 'hit' ? 'found' : 'no archive under this key (never saved with these settings, or pruned)';
+}
+
 /** The one line each command ends with. */
 export function summaryLine(report: Report): string {
   const time = `${report.seconds.toFixed(2)} s`;
   switch (report.command) {
     case 'restore': {
       const { sources: s, artifacts: a } = report;
-      const head = report.hit
-        ? `hit ${report.hit.name}${report.hit.fallback ? ' (fallback)' : ''}, key ${report.hit.key}`
+      const head = report.matchedKey !== null
+        ? `hit ${report.attempts.at(-1)?.name}${report.result === 'fallback' ? ' (fallback)' : ''}, key ${report.matchedKey}`
         : `${report.outcome} (tried ${report.attempts.map((t) => `${t.name}: ${t.result}${t.result !== 'unusable' && t.reason ? `, ${t.reason}` : ''}`).join('; ') || 'nothing'})`;
+      if (report.lookupOnly) return `restore: ${head} (lookup only: nothing downloaded or changed); ${time}`;
       return `restore: ${head}; ${count(s.files, 'file')} hashed, ${s.changed} changed, ${s.added} new, ${s.removed} removed; `
         + `${count(a.restored, 'artifact')} restored (${megabytes(a.bytes)}), ${a.skipped} skipped; ${time}`;
     }
@@ -149,6 +179,10 @@ export function summaryLine(report: Report): string {
     case 'prune':
       return `prune: ${report.dryRun ? 'would delete' : 'deleted'} ${count(report.deleted.length, 'archive')}, `
         + `${megabytes(report.deleted.reduce((sum, c) => sum + c.size, 0))}; ${time}`;
+    case 'stats':
+      return `stats: ${count(report.total.restores, 'restore')}, hit rate ${report.total.hitRate === null ? '-' : `${Math.round(report.total.hitRate * 100)}%`}, `
+        + `${report.total.reused} files reused, ${report.total.changed} recompiled, ${count(report.total.saves, 'save')} `
+        + `${report.since ? `since ${report.since}` : 'in all'} from ${report.events}${report.badLines ? ` (${count(report.badLines, 'unreadable line')})` : ''}; ${time}`;
     case 'hash':
       return `hash: ${count(report.files, 'file')}, ${megabytes(report.bytes)}, ${report.unhashable} unreadable; ${report.hasher} MD5, ${time}`;
   }

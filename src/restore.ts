@@ -12,9 +12,11 @@ import { artifactFingerprint, changedSourceTime, planRestore, type RestorePlan }
 import { ArchiveError, ConfigError, describeError } from './errors.js';
 import { hashTreeWithPool, type TreeHash } from './hash.js';
 import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './options.js';
+import { counted, PhaseReporter } from './progress.js';
 import { withPool, type WorkerPool } from './pool.js';
 import type { Attempt, ExplainLine, RestoreReport } from './report.js';
 import { clearJournal, recoverInterruptedRestore, writeJournal } from './journal.js';
+import { markRestored } from './manage.js';
 import { moveNinjaTimes, NotRelocatable, relocateStaging } from './staging.js';
 import { defaultStateDir, prepareStateDir, writeRestored, writeState, type RestoredFile, type RestoreState } from './state.js';
 import { openStore, type Store } from './stores/index.js';
@@ -69,10 +71,13 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
   if (!body) return undefined;
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
-    const archive = await extractArchive(body, {
+    const unpacking = new PhaseReporter(config.onProgress, 'unpack');
+    const archive = await extractArchive(counted(body, new PhaseReporter(config.onProgress, 'fetch')), {
       staging, cacheDirs: config.cacheDirs, limits: config.limits, signal: config.signal, pool: ctx.pool,
       treeSymlinks: new Set([...ctx.tree.symlinks].map(textFromBytePath)),
     });
+    const files = archive.entries.filter((e) => e.kind !== 'dir');
+    unpacking.end(files.length, files.reduce((sum, e) => sum + e.size, 0));
     const cached = parseManifest(archive.manifest);
     if (cached.problems.length > 0) throw new ArchiveError(`bad manifest, ${cached.problems[0]}`, '.cache-meta/MD5SUMS');
     const { meta } = archive;
@@ -80,8 +85,13 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     const plan = planRestore(ctx.tree, cached.manifest, archive.entries, changedSourceTime(Date.now()));
     await moveNinjaTimes(staging, plan.restore, plan.clock);
     await writeRestored(ctx.stateDir, restoredFiles(plan, archive.artifactDigests));
+    const restoring = plan.restore.filter((e) => e.kind !== 'dir');
+    const applying = new PhaseReporter(config.onProgress, 'apply', {
+      totalFiles: restoring.length, totalBytes: restoring.reduce((sum, e) => sum + e.size, 0),
+    });
     const applied = await applyPlan(plan, Buffer.from(staging), Buffer.from(ctx.root), ctx.tree.dirs, ctx.pool, config.signal,
       () => writeJournal(ctx.stateDir, ctx.root, createdPaths(plan, ctx.tree.dirs)));
+    applying.end(applied.restored, applied.bytes);
     [...archive.warnings, ...applied.warnings].forEach((w) => warn(ctx, w));
     if (plan.skipped.length > 0) {
       const [first] = plan.skipped;
@@ -159,9 +169,13 @@ async function restoreFirstUsable(ctx: Context): Promise<void> {
       }
       report.attempts.push({ name, key, result: 'hit' });
       report.outcome = 'hit';
+      report.result = name === config.cacheName ? 'hit' : 'fallback';
+      report.matchedKey = key;
       await writeState(ctx.stateDir, { ...ctx.state, hit: { name, key, artifacts } });
       // Last: killed before this, the next restore of this tree undoes this one (see journal.ts).
       await clearJournal(ctx.stateDir);
+      // After the restore is whole: prune --max-size evicts what restores have not used for longest.
+      await markRestored(ctx.store, key, config.signal);
       return;
     } catch (error) {
       // A failed apply removed what it had moved in; nothing is left to undo.
@@ -190,7 +204,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   const started = Date.now();
   const root = config.root ?? process.cwd();
   const report: RestoreReport = {
-    command: 'restore', outcome: 'miss', cacheName: config.cacheName, root, attempts: [],
+    command: 'restore', outcome: 'miss', result: 'miss', matchedKey: null, cacheName: config.cacheName, root, attempts: [],
     sources: { files: 0, bytes: 0, unchanged: 0, changed: 0, added: 0, removed: 0 },
     artifacts: { restored: 0, skipped: 0, bytes: 0 }, warnings: [], seconds: 0,
   };
@@ -204,10 +218,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       // The store opens while the pool hashes: loading the AWS SDK takes a tenth of a second.
       const opening = openStore(config.store, config.s3);
       let tree: TreeHash;
+      const hashing = new PhaseReporter(config.onProgress, 'hash');
       try {
         tree = await hashTreeWithPool(Buffer.from(root), {
-          pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: config.onProgress,
+          pool, skip: skipInside(root, stateDir), signal: config.signal, onProgress: (files, bytes) => hashing.update(files, bytes),
         });
+        hashing.end(tree.digests.size + tree.unhashable.length, tree.bytes);
       } finally {
         store = await opening;
       }

@@ -1,12 +1,15 @@
-import { lstat } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
+import { listArtifacts, printable, someOf, type ArtifactEntry, type Artifacts } from './artifacts.js';
 import { formatManifest } from './core/manifest.js';
 import type { ArchiveMeta } from './core/meta.js';
 import { artifactFingerprint, type ArtifactState } from './core/plan.js';
 import { ARCHIVE_FORMAT, objectKey } from './core/key.js';
-import { bytePathFromText, isTextPath, textFromBytePath, type BytePath } from './core/paths.js';
-import { ConfigError, describeError } from './errors.js';
+import { ConfigError, describeError, NbcError } from './errors.js';
+import { otherTree, provenManifest } from './freshness.js';
 import { resolveOptions, type SaveOptions } from './options.js';
+import { counted, PhaseReporter } from './progress.js';
 import type { SaveReport } from './report.js';
 import { skipInside } from './restore.js';
 import { findState, readState } from './state.js';
@@ -14,57 +17,46 @@ import { withPool } from './pool.js';
 import { withDeadline } from './deadline.js';
 import { openStore, type Store } from './stores/index.js';
 import { VERSION } from './version.js';
-import { absolutePath, walkTree } from './walk.js';
-
-interface Artifacts {
-  entries: BytePath[];
-  warnings: string[];
-}
-
-/** Everything below the cache dirs that was not a source at restore time, sorted. */
-async function listArtifacts(root: string, cacheDirs: readonly string[], sources: ReadonlySet<BytePath>,
-  skip: ReadonlySet<BytePath>, signal?: AbortSignal): Promise<Artifacts> {
-  const rootBytes = Buffer.from(root);
-  const result: Artifacts = { entries: [], warnings: [] };
-  for (const dir of cacheDirs.map(bytePathFromText)) {
-    if (dir !== '.') {
-      const stat = await lstat(absolutePath(rootBytes, dir)).catch(() => undefined);
-      if (!stat?.isDirectory()) continue;
-      if (!sources.has(dir)) result.entries.push(dir);
-    }
-    for await (const entries of walkTree(rootBytes, { start: dir, skip, signal, onProblem: (p) => result.warnings.push(p) })) {
-      for (const { path, kind } of entries) {
-        if (sources.has(path)) continue;
-        if (kind === 'other') result.warnings.push(`${textFromBytePath(path)}: not a file, directory or symlink; not saved`);
-        else if (!isTextPath(path)) result.warnings.push(`${textFromBytePath(path)}: name is not UTF-8; not saved`);
-        else result.entries.push(path);
-      }
-    }
-  }
-  // Sorted, so archives are deterministic (and a directory comes before its contents).
-  result.entries.sort();
-  return result;
-}
+import { absolutePath } from './walk.js';
 
 const STAT_BATCH = 256;
 
 /** Fingerprint of the artifacts now, comparable with the one restore recorded. */
-async function currentFingerprint(root: string, entries: readonly BytePath[]): Promise<string> {
+async function currentFingerprint(root: string, entries: readonly ArtifactEntry[]): Promise<string> {
   const rootBytes = Buffer.from(root);
   const states: ArtifactState[] = [];
   for (let i = 0; i < entries.length; i += STAT_BATCH) {
-    const stats = await Promise.all(entries.slice(i, i + STAT_BATCH).map(async (path) => ({ path, stat: await lstat(absolutePath(rootBytes, path)) })));
+    const stats = await Promise.all(entries.slice(i, i + STAT_BATCH)
+      .map(async ({ path }) => ({ path, stat: await lstat(absolutePath(rootBytes, path)).catch(() => undefined) })));
     for (const { path, stat } of stats) {
-      if (!stat.isDirectory()) states.push({ path, size: stat.isFile() ? stat.size : 0, mtimeMs: stat.mtimeMs });
+      if (!stat?.isDirectory()) states.push({ path, size: stat?.isFile() ? stat.size : 0, mtimeMs: stat?.mtimeMs ?? 0 });
     }
   }
   return artifactFingerprint(states);
 }
 
 /**
+ * Why an archive of these artifacts would be worse than none, or undefined when it may be saved:
+ * a cache dir that cannot be saved (unless `allowPartial`), or nothing to save at all.
+ */
+function whyNotSaved(artifacts: Artifacts, cacheDirs: readonly string[], allowPartial: boolean): { reason: string; problem: boolean } | undefined {
+  const refused = artifacts.refused.map(({ dir, reason }) => `${dir} ${reason}`);
+  if (refused.length === cacheDirs.length) return { reason: `no cache dir can be saved: ${someOf(refused)}`, problem: true };
+  if (refused.length > 0 && !allowPartial) {
+    return { reason: `an archive without ${someOf(refused)} would replace a whole one (--allow-partial saves the other cache dirs)`, problem: true };
+  }
+  if (!artifacts.entries.some((entry) => entry.kind !== 'dir')) {
+    return { reason: 'the cache dirs hold no artifacts, and an empty archive would replace the cache', problem: false };
+  }
+  return undefined;
+}
+
+/**
  * Archives the cache dirs (minus every file that was a source when restore ran) with the
  * restore-time manifest, streaming pack → compress → store. Skips with a warning when restore did
- * not run in this build; never throws for a cache problem unless `strict`.
+ * not run in this tree, when a cache dir cannot be saved (missing, not a directory, reached through
+ * a symlink; see `allowPartial`) or when there is nothing to save: an archive never replaces the
+ * cache with less than it should hold. Never throws for a cache problem unless `strict`.
  */
 export async function save(options: SaveOptions): Promise<SaveReport> {
   const config = resolveOptions(options);
@@ -79,40 +71,73 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
     config.onWarning?.(message);
   };
   let store: Store | undefined;
+  /** Not saving: the reason goes in the report and one warning; with `strict` it fails the save. */
+  const skip = (reason: string, problem = true) => {
+    if (problem && config.strict) throw new NbcError('NBC_SAVE', `not saving: ${reason}`);
+    report.reason = reason;
+    warn(`not saving: ${reason}`);
+  };
   try {
     const loaded = config.stateDir ? await readState(config.stateDir) : await findState(config.root ?? process.cwd());
+    const elsewhere = loaded && await otherTree(loaded);
     if (!loaded) {
       report.reason = 'restore did not run in this build (no configure phase?), so nothing tells sources from artifacts';
       warn(`not saving: ${report.reason}`);
-    } else {
+    } else if (elsewhere) skip(elsewhere);
+    else {
       // The pool comes first: its thread starts up while this one lists the artifacts.
       await withPool(undefined, 1, async (pool) => {
         const { root } = loaded.state;
         const sources = new Set([...loaded.manifest.keys(), ...loaded.state.unhashable]);
-        const artifacts = await listArtifacts(root, config.cacheDirs, sources, skipInside(root, loaded.dir), config.signal);
+        const realRoot = await realpath(root, 'buffer');
+        // Only the state in the temp dir outlives a build; a state dir given (as in Nix) is this build's.
+        const proven = config.stateDir ? { manifestText: loaded.manifestText, changed: [] } : await provenManifest(loaded, pool, config.signal);
+        const artifacts = await listArtifacts({
+          root: Buffer.from(root), realRoot, cacheDirs: config.cacheDirs, sources, skip: skipInside(root, loaded.dir), signal: config.signal,
+        });
         artifacts.warnings.forEach(warn);
+        if (proven.changed.length > 0) {
+          warn(`${proven.changed.length} sources changed since restore ran (${someOf(proven.changed.map(printable))}): `
+            + 'saved as changed, so the next restore has what depends on them rebuilt');
+        }
+        const why = whyNotSaved(artifacts, config.cacheDirs, options.allowPartial === true);
+        if (why !== undefined) {
+          skip(why.reason, why.problem);
+          return;
+        }
+        if (artifacts.refused.length > 0) {
+          warn(`saving without ${someOf(artifacts.refused.map(({ dir, reason }) => `${dir} (${reason})`))}, as allow-partial asks`);
+        }
         const { hit } = loaded.state;
-        if (hit?.key === key && hit.artifacts === await currentFingerprint(root, artifacts.entries)) {
+        if (hit?.key === key && proven.changed.length === 0 && hit.artifacts === await currentFingerprint(root, artifacts.entries)) {
           report.reason = `nothing under the cache dirs changed since ${hit.name} was restored; not uploading`;
           return;
         }
         const created = new Date(started);
         const opened = store = await openStore(config.store, config.s3);
+        const packing = new PhaseReporter(config.onProgress, 'pack');
         const body = packArchive({
-          root, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
+          root, realRoot, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
+          onSkipped: (skipped) => warn(`not saved: ${skipped.length} entries that could not be read or changed while saving: `
+            + `${someOf(skipped.map(([path, reason]) => `${printable(path)} (${reason})`))}`),
           metaFiles: (counts, digests, rooted) => {
+            // Thrown here, the archive is never completed: the store keeps what it had.
+            if (counts.files === 0) throw new NbcError('NBC_SAVE', 'every artifact was left out, and an empty archive would replace the cache');
             Object.assign(report, counts);
+            packing.end(counts.files, counts.bytes);
             const meta: ArchiveMeta = {
               format: ARCHIVE_FORMAT, toolVersion: VERSION, cacheDirs: [...config.cacheDirs], root, rooted: [...rooted], created: created.toISOString(),
-              ...counts, sources: loaded.manifest.size, ...(options.buildFailed ? { buildFailed: true } : {}),
+              ...counts, sources: loaded.manifest.size - proven.changed.length, ...(options.buildFailed ? { buildFailed: true } : {}),
             };
             return new Map([
-              [MANIFEST_FILE, loaded.manifestText], [ARTIFACTS_FILE, formatManifest(digests)],
+              [MANIFEST_FILE, proven.manifestText], [ARTIFACTS_FILE, formatManifest(digests)],
               [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)],
             ]);
           },
         });
-        report.archiveBytes = (await withDeadline(opened, config, (guarded) => guarded.put(key, body, config.signal))).bytes;
+        const uploading = new PhaseReporter(config.onProgress, 'upload');
+        report.archiveBytes = (await withDeadline(opened, config,
+          (guarded) => guarded.put(key, Readable.from(counted(body, uploading)), config.signal))).bytes;
         report.outcome = 'saved';
       });
     }

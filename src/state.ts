@@ -15,6 +15,8 @@ export interface RestoreState {
   hit: { name: string; key: string; artifacts: string } | null;
   /** Files that existed at restore time but could not be hashed: sources all the same. */
   unhashable: BytePath[];
+  /** The root directory's "device:inode" at restore time: another tree at the same path has others. */
+  tree?: string;
 }
 
 const STATE_FILE = 'state.json';
@@ -47,7 +49,13 @@ export async function writeState(dir: string, state: RestoreState, manifest?: Ma
     await writeAtomically(join(dir, MANIFEST_FILE), formatManifest(manifest));
     await rm(join(dir, RESTORED_FILE), { force: true });
   }
-  await writeAtomically(join(dir, STATE_FILE), JSON.stringify(state));
+  await writeAtomically(join(dir, STATE_FILE), JSON.stringify({ ...state, tree: await treeIdentity(state.root) }));
+}
+
+/** The "device:inode" of a tree's root directory; undefined when it cannot be read. */
+export async function treeIdentity(root: string): Promise<string | undefined> {
+  const stat = await lstat(root).catch(() => undefined);
+  return stat && `${stat.dev}:${stat.ino}`;
 }
 
 export interface LoadedState {
@@ -56,6 +64,8 @@ export interface LoadedState {
   /** The restore-time manifest, as md5sum text and parsed. */
   manifestText: Buffer;
   manifest: Manifest;
+  /** When restore last wrote the state (ctime, ns): a source changed later has a ctime at least this. */
+  writtenNs: bigint;
 }
 
 /** Reads what restore recorded; undefined when restore did not run with this state dir. */
@@ -75,7 +85,8 @@ export async function readState(dir: string): Promise<LoadedState | undefined> {
     throw new NbcError('NBC_STATE', `${join(dir, MANIFEST_FILE)}, recorded by restore, is damaged `
       + `(${problems.length} bad line${problems.length === 1 ? '' : 's'}, e.g. ${problems[0]}); the next restore records it again`);
   }
-  return { dir, state, manifestText, manifest };
+  const { ctimeNs } = await lstat(join(dir, STATE_FILE), { bigint: true });
+  return { dir, state, manifestText, manifest, writtenNs: ctimeNs };
 }
 
 /**

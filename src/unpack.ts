@@ -131,7 +131,7 @@ class EntryChecker {
 }
 
 /** The directories a symlink's target walks through (every step but the last), tree-relative. */
-function traversedBy(linkPath: string, target: string): string[] {
+export function traversedBy(linkPath: string, target: string): string[] {
   const parts = linkPath.split('/').slice(0, -1);
   const steps = target.split('/').filter((part) => part !== '' && part !== '.');
   const traversed: string[] = [];

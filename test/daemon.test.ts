@@ -1,17 +1,18 @@
 // The host daemon (`serve`) in front of a real S3 server, reached by builds over a Unix socket:
 // no credentials and no network on the build's side.
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readdirSync } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cProject, unitName } from '../bench/c-project.js';
 import { nixLikeBuild } from './build.js';
 import { startDaemon as startDaemonProcess, type DaemonProcess as Daemon } from './daemon-process.js';
-import { runCli, tempDir, writeTree } from './helpers.js';
+import { runCli, runCommand, tempDir, writeTree } from './helpers.js';
 import { isArchive, startProxy, type Proxy } from './proxy.js';
 import { startS3, type TestS3 } from './s3-server.js';
 
+const DAEMON_STORE = new URL('../src/stores/daemon.js', import.meta.url).href;
 const test = suite('the host daemon in front of S3, over a Unix socket');
 const SECRET = 'nbc-DAEMON-secret-7d1e94';
 let s3: TestS3;
@@ -100,6 +101,44 @@ test('the daemon killed in the middle of a download: the build goes on; restarte
     assert.equal(next.compiled, [`${unitName(3)}.c`]);
     await restarted.stop();
   } finally {
+    // A daemon the test did not kill (a failed assertion) is stopped, or the suite would wait for it.
+    if (daemon && kills === 0) await daemon.stop();
+    running.delete(daemon!);
+    await proxy.close();
+  }
+});
+
+test('the daemon killed in the middle of an upload: the save warns and the build succeeds; restarted, the next build hits the archive before', async () => {
+  let daemon: Daemon | undefined;
+  let kills = 0;
+  let armed = false;
+  // The kill comes as the archive's first request reaches S3, its body still on the way.
+  const proxy: Proxy = await startProxy(s3.port, (req, _res, forward) => {
+    if (armed && req.method === 'PUT' && isArchive(req) && daemon && kills === 0) {
+      kills = 1;
+      daemon.process.kill('SIGKILL');
+    }
+    forward();
+  });
+  try {
+    daemon = await startDaemon('killed-upload', [], proxy.endpoint);
+    const files = cProject({ units: UNITS });
+    await nixLikeBuild(work, buildEnv(daemon), files, 'repo/killed-upload');
+    armed = true;
+    const interrupted = await nixLikeBuild(work, buildEnv(daemon), edit(files, 5), 'repo/killed-upload', {
+      beforeSave: (root) => writeTree(root, { 'obj/padding.bin': randomBytes(8 << 20) }),
+      saveSays: /warning: save failed, the build goes on/,
+    });
+    assert.is(kills, 1, 'the daemon was killed during the upload');
+    assert.equal(interrupted.compiled, [`${unitName(5)}.c`]);
+    const restarted = await startDaemon('killed-upload', [], proxy.endpoint);
+    const next = await nixLikeBuild(work, buildEnv(restarted), edit(files, 5), 'repo/killed-upload');
+    assert.is(next.report.outcome, 'hit', next.restoreOutput);
+    assert.equal(next.compiled, [`${unitName(5)}.c`], 'the cold build\'s archive, whole: the interrupted upload left nothing behind');
+    await restarted.stop();
+  } finally {
+    // A daemon the test did not kill (a failed assertion) is stopped, or the suite would wait for it.
+    if (daemon && kills === 0) await daemon.stop();
     running.delete(daemon!);
     await proxy.close();
   }
@@ -120,6 +159,41 @@ test('policy: a read-only daemon serves restores and refuses saves; an object ov
   assert.match(big.saveOutput, /warning: save failed, the build goes on: write repo\/small\/\S+ failed \(HTTP 413\): objects are limited to 1024 bytes/);
   await small.stop();
   assert.is(readdirSync(join(work, 'policy-small', 'run')).length, 0, 'a stopped daemon removes its socket');
+});
+
+/** Puts, gets and deletes one object through the daemon as `uid` (primary group `gid`, supplementary `groups`). */
+async function asUser(socket: string, uid: number, gid: number, groups: number[], key: string): Promise<string> {
+  const script = `import { DaemonStore } from ${JSON.stringify(DAEMON_STORE)};
+    import { Readable } from 'node:stream';
+    const store = new DaemonStore(process.argv[1]);
+    const outcome = (p) => p.then(() => 'ok', (e) => e.message);
+    const put = await outcome(store.put(process.argv[2], Readable.from([Buffer.from('archive')])));
+    const got = await outcome(store.get(process.argv[2]).then((body) => { if (!body) throw new Error('missing'); }));
+    const removed = await outcome(store.delete(process.argv[2]));
+    console.log(JSON.stringify({ put, got, removed }));`;
+  const groupFlag = groups.length ? `--groups=${groups.join(',')}` : '--clear-groups';
+  const run = await runCommand('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, groupFlag, process.execPath, '--input-type=module', '-e', script, socket, key], { cwd: work });
+  assert.is(run.code, 0, run.stderr);
+  return run.stdout.trim();
+}
+
+test('policy: --writer lets only the named users and the members of named groups save and delete; everyone in the socket group reads', async () => {
+  chmodSync(work, 0o755);
+  const [GROUP, WRITER, WRITERS_GROUP, MEMBER, OTHER] = [30010, 30011, 30012, 30013, 30014];
+  const daemon = await startDaemon('writers', ['--socket-group', String(GROUP), '--writer', String(WRITER), '--writer', `@${WRITERS_GROUP}`]);
+  assert.match(daemon.log.join('\n'), /writes from 30011 @30012 only/);
+  const allowed = JSON.stringify({ put: 'ok', got: 'ok', removed: 'ok' });
+  assert.is(await asUser(daemon.socket, WRITER, GROUP, [], 'policy/by-uid'), allowed);
+  assert.is(await asUser(daemon.socket, MEMBER, GROUP, [WRITERS_GROUP], 'policy/by-group'), allowed);
+  const refused = JSON.parse(await asUser(daemon.socket, OTHER, GROUP, [], 'policy/refused')) as Record<string, string>;
+  assert.match(refused.put!, /write policy\/refused failed \(HTTP 403\): uid 30014 may not write to this daemon/);
+  assert.is(refused.got, 'missing', 'a refused write stores nothing');
+  assert.match(refused.removed!, /HTTP 403/);
+  assert.match(daemon.log.join('\n'), /PUT policy\/refused 403 .* uid 30014/, 'the log names the peer');
+  await daemon.stop();
+  const unknown = await runCli(['serve', '--socket', join(work, 'unknown', 'socket'), '--store', join(work, 'unknown', 'store'), '--writer', '@no-such-group-nbc'], { cwd: work });
+  assert.is(unknown.code, 1);
+  assert.match(unknown.stderr, /--writer: no such group no-such-group-nbc/);
 });
 
 test('ls and prune work through the daemon; the daemon\'s own log never shows the secret', async () => {

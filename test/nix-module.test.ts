@@ -24,7 +24,7 @@ test('a local store: the directory 2775 root:nixbld, listed (optional) in extra-
 
 test('the daemon: a systemd service running serve with the options, its socket directory in extra-sandbox-paths', async () => {
   const config = await evaluate({
-    enable: true, daemon: { enable: true, upstream: 's3://bucket/caches', credentialsFile: '/run/keys/nbc', readOnly: true },
+    enable: true, daemon: { enable: true, upstream: 's3://bucket/caches', credentialsFile: '/run/keys/nbc', readOnly: true, writers: ['root', '@ci'] },
   });
   assert.equal(config.nix.settings['extra-sandbox-paths'], ['/run/nix-build-cache?']);
   assert.equal(config.systemd.tmpfiles.rules, []);
@@ -32,7 +32,7 @@ test('the daemon: a systemd service running serve with the options, its socket d
   assert.equal(service.wantedBy, ['multi-user.target']);
   assert.is(service.serviceConfig.ExecStart, "/nix/store/00000000000000000000000000000000-nix-build-cache/bin/nix-build-cache 'serve' "
     + "'--socket' '/run/nix-build-cache/socket' '--store' 's3://bucket/caches' '--socket-group' 'nixbld' '--disk-cache' "
-    + "'/var/cache/nix-build-cache-daemon' '--max-disk' '10G' '--credentials-file' '/run/keys/nbc' '--read-only'");
+    + "'/var/cache/nix-build-cache-daemon' '--max-disk' '10G' '--credentials-file' '/run/keys/nbc' '--read-only' '--writer' 'root' '--writer' '@ci'");
 });
 
 test('disabled: nothing at all', async () => {

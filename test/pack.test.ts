@@ -60,6 +60,7 @@ function describe(root: string): Map<string, Seen> {
 /** A build saves what `fill` makes under obj/, then a fresh build restores it. */
 async function roundTrip(name: string, fill: (root: string) => void, files: number) {
   const args = ['--cache-name', name, '--cache-dir', 'obj'];
+  mkdirSync(join(dir, 'store'), { recursive: true });
   const run = (command: string, root: string) => runCli([command, ...args], {
     cwd: root, env: { NBC_STORE: join(dir, 'store'), NIX_BUILD_TOP: join(root, '..') },
   });

@@ -1,5 +1,5 @@
 import { createHash, hash as md5Once } from 'node:crypto';
-import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, constants, type Stats } from 'node:fs';
+import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
 import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
@@ -207,64 +207,119 @@ export async function pack(task: PackTask): Promise<void> {
   // whether it mentions the root (a restore elsewhere rewrites only those).
   const rootBytes = Buffer.from(task.root, 'latin1');
   const rooted: string[] = [];
-  const fileContent = (absolute: Buffer, path: string, size: number): { digest: string; mentionsRoot: boolean } => {
-    const fd = openSync(absolute, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  /** Streams an open file's `size` bytes into the chunks; returns its MD5 and whether it mentions the root. */
+  const fileContent = (fd: number, path: string, size: number): { digest: string; mentionsRoot: boolean } => {
     const finder = new ByteFinder(rootBytes);
     let digest: string | undefined;
     let hash: ReturnType<typeof createHash> | undefined;
-    try {
-      for (let left = size; left > 0;) {
-        if (used === PACK_CHUNK) send();
-        const n = readSync(fd, chunk, used, Math.min(left, PACK_CHUNK - used), null);
-        if (n === 0) throw new Error(`${path}: file shrank while it was being packed`);
-        const piece = chunk.subarray(used, used + n);
-        // Most files come in one read: hashed in one call, without a hash object.
-        if (n === size) digest = md5Once('md5', piece, 'hex');
-        else (hash ??= createHash('md5')).update(piece);
-        finder.feed(piece, n < left);
-        used += n;
-        left -= n;
-      }
-      digest ??= (hash ?? createHash('md5')).digest('hex');
-    } finally {
-      closeSync(fd);
+    for (let left = size; left > 0;) {
+      if (used === PACK_CHUNK) send();
+      const n = readSync(fd, chunk, used, Math.min(left, PACK_CHUNK - used), null);
+      if (n === 0) throw new Error(`${path}: file shrank while it was being packed`);
+      const piece = chunk.subarray(used, used + n);
+      // Most files come in one read: hashed in one call, without a hash object.
+      if (n === size) digest = md5Once('md5', piece, 'hex');
+      else (hash ??= createHash('md5')).update(piece);
+      finder.feed(piece, n < left);
+      used += n;
+      left -= n;
     }
+    digest ??= (hash ?? createHash('md5')).digest('hex');
     zeros((BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE);
     return { digest, mentionsRoot: finder.found };
+  };
+  // Each entry's directory must still be where it was listed, not swapped for a link: checked once
+  // per directory (entries come sorted, so mostly together), as a check per file cost a third more.
+  let checkedDir: string | undefined;
+  let dirInTree = true;
+  const inTree = (bytePath: string): boolean => {
+    const slash = bytePath.lastIndexOf('/');
+    const dir = slash < 0 ? '' : `/${bytePath.slice(0, slash)}`;
+    if (dir !== checkedDir) {
+      checkedDir = dir;
+      try {
+        dirInTree = realpathSync.native(Buffer.from(`${task.root}${dir}`, 'latin1'), 'latin1') === `${task.realRoot}${dir}`;
+      } catch {
+        dirInTree = false;
+      }
+    }
+    return dirInTree;
   };
 
   const firstPathOfInode = new Map<string, string>();
   const digests: [string, string][] = [];
-  for (const bytePath of task.entries) {
+  const skipped: [string, string][] = [];
+  const KIND_OF: Record<string, string> = { f: 'file', d: 'directory', l: 'symlink' };
+  let link = 0;
+  task.entries.forEach((bytePath, index) => {
     const absolute = Buffer.from(`${task.root}/${bytePath}`, 'latin1');
-    const stat = lstatSync(absolute);
+    const listed = task.kinds[index];
+    const target = listed === 'l' ? task.targets[link++] : undefined;
+    if (!inTree(bytePath)) {
+      skipped.push([bytePath, 'leads out of the tree']);
+      return;
+    }
+    let stat: Stats;
+    try {
+      stat = lstatSync(absolute);
+    } catch (error) {
+      skipped.push([bytePath, describeError(error)]);
+      return;
+    }
+    const kind = stat.isFile() ? 'f' : stat.isDirectory() ? 'd' : stat.isSymbolicLink() ? 'l' : '?';
+    if (kind !== listed) {
+      skipped.push([bytePath, `was a ${KIND_OF[listed!]} when listed, is not now`]);
+      return;
+    }
     const path = textFromBytePath(bytePath);
     const mode = portableMode(stat);
-    if (stat.isDirectory()) {
+    if (kind === 'd') {
       header({ path: `${path}/`, type: 'Directory', mode, size: 0 });
       counts.dirs++;
-    } else if (stat.isSymbolicLink()) {
-      header({ path, type: 'SymbolicLink', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: readlinkSync(absolute, 'utf8') });
+    } else if (kind === 'l') {
+      let now: string | undefined;
+      try {
+        now = readlinkSync(absolute, 'utf8');
+      } catch (error) {
+        skipped.push([bytePath, describeError(error)]);
+        return;
+      }
+      if (now !== target) {
+        skipped.push([bytePath, 're-pointed since it was listed']);
+        return;
+      }
+      header({ path, type: 'SymbolicLink', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: target });
       counts.files++;
-    } else if (stat.isFile()) {
+    } else {
       const inode = `${stat.dev}:${stat.ino}`;
       const linkTarget = stat.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
       if (linkTarget !== undefined) {
         header({ path, type: 'Link', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: linkTarget });
       } else {
-        if (stat.nlink > 1) firstPathOfInode.set(inode, path);
-        header({ path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) });
-        const { digest, mentionsRoot } = fileContent(absolute, path, stat.size);
-        digests.push([bytePath, digest]);
-        if (mentionsRoot) rooted.push(bytePath);
+        // Opened before its header is written: a file that cannot be read is left out whole.
+        let fd: number;
+        try {
+          fd = openSync(absolute, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+        } catch (error) {
+          skipped.push([bytePath, describeError(error)]);
+          return;
+        }
+        try {
+          if (stat.nlink > 1) firstPathOfInode.set(inode, path);
+          header({ path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) });
+          const { digest, mentionsRoot } = fileContent(fd, path, stat.size);
+          digests.push([bytePath, digest]);
+          if (mentionsRoot) rooted.push(bytePath);
+        } finally {
+          closeSync(fd);
+        }
         counts.bytes += stat.size;
       }
       counts.files++;
     }
-    // Anything else (a fifo that appeared since the listing) is left out, as the listing does.
-  }
+  });
   if (used > 0) send();
-  const end: PackMessage = { end: counts, digests, rooted };
+  const end: PackMessage = { end: counts, digests, rooted, skipped };
   task.port.postMessage(end);
 }
 

@@ -60,16 +60,24 @@ export interface SetTimesResult {
  */
 export interface PackTask {
   root: string;
+  /** The root's real path (latin1): an entry is packed only when its directory resolves to that path below it. */
+  realRoot: string;
   entries: string[];
+  /** The kind each entry was listed as, one letter each (f, d, l): one found changed is left out. */
+  kinds: string;
+  /** Each symlink's target as checked when listed, in entry order: a link re-pointed since is left out. */
+  targets: string[];
   port: MessagePort;
   flow: SharedArrayBuffer;
 }
 
 /**
  * Posted on the task's port: a chunk of tar, then once `end` with what was packed: the counts, each
- * file's MD5 and the files whose content mentions `root` (what a restore elsewhere must rewrite).
+ * file's MD5, the files whose content mentions `root` (what a restore elsewhere must rewrite) and
+ * the entries left out (unreadable, gone or changed since they were listed) with why.
  */
-export type PackMessage = { chunk: ArrayBuffer; bytes: number } | { end: PackCounts; digests: [string, string][]; rooted: string[] };
+export type PackMessage = { chunk: ArrayBuffer; bytes: number }
+  | { end: PackCounts; digests: [string, string][]; rooted: string[]; skipped: [path: string, reason: string][] };
 
 export interface PackCounts {
   files: number;

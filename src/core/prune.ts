@@ -5,6 +5,20 @@ export interface CacheObject {
   name: string;
   size: number;
   modified: Date;
+  /** When a restore last used it (its marker object, see RESTORED_SUFFIX); absent: never. */
+  lastRestored?: Date;
+}
+
+/**
+ * Beside each archive a restore used, an empty object `<key>.restored` whose time is the last
+ * restore: any store can write it (a directory, S3, the daemon passing it on), none has to keep
+ * access times. Not an archive key, so listings of archives leave it out.
+ */
+export const RESTORED_SUFFIX = '.restored';
+
+/** When the archive was last of use: its last restore, or its save if later or never restored. */
+export function lastUsed(object: CacheObject): number {
+  return Math.max(object.modified.getTime(), object.lastRestored?.getTime() ?? 0);
 }
 
 const ARCHIVE_KEY = /^(.+)\/v\d+-[0-9a-f]{16}\.tar(\.gz|\.zst)?$/;
@@ -27,24 +41,43 @@ export interface PruneRule {
   olderThanMs?: number;
   /** Never delete the newest `keep` archives of each name. */
   keep?: number;
+  /**
+   * Then delete the least recently used archives (see lastUsed) until the rest hold at most this
+   * many bytes, as ccache's max_size; the newest `keep` of each name stay even so.
+   */
+  maxSize?: number;
 }
 
 /**
  * The archives a prune deletes: those older than `olderThanMs` (when given) that are not among the
- * newest `keep` of their name (when given). With neither rule, nothing.
+ * newest `keep` of their name (when given; alone, it deletes the rest); then, with `maxSize`, the
+ * least recently used of the others until the rest fit. With no rule, nothing.
  */
 export function selectForPrune(objects: readonly CacheObject[], rule: PruneRule, now: number): CacheObject[] {
-  if (rule.olderThanMs === undefined && rule.keep === undefined) return [];
+  if (rule.olderThanMs === undefined && rule.keep === undefined && rule.maxSize === undefined) return [];
+  const byAge = rule.olderThanMs !== undefined || rule.maxSize === undefined;
   const byName = new Map<string, CacheObject[]>();
   for (const object of objects) byName.set(object.name, [...(byName.get(object.name) ?? []), object]);
   const doomed: CacheObject[] = [];
+  const evictable: CacheObject[] = [];
   for (const group of byName.values()) {
     group.sort((a, b) => b.modified.getTime() - a.modified.getTime() || (a.key < b.key ? -1 : 1));
     group.forEach((object, index) => {
       const old = rule.olderThanMs === undefined || now - object.modified.getTime() > rule.olderThanMs;
       const spare = rule.keep === undefined || index >= rule.keep;
-      if (old && spare) doomed.push(object);
+      if (byAge && old && spare) doomed.push(object);
+      else if (spare) evictable.push(object);
     });
+  }
+  if (rule.maxSize !== undefined) {
+    const gone = new Set(doomed);
+    let size = objects.reduce((sum, object) => sum + (gone.has(object) ? 0 : object.size), 0);
+    evictable.sort((a, b) => lastUsed(a) - lastUsed(b) || (a.key < b.key ? -1 : 1));
+    for (const object of evictable) {
+      if (size <= rule.maxSize) break;
+      doomed.push(object);
+      size -= object.size;
+    }
   }
   return doomed.sort((a, b) => (a.key < b.key ? -1 : 1));
 }

@@ -11,6 +11,7 @@ import { describeError } from '../errors.js';
 import { DAEMON_PROTOCOL, drained, PROTOCOL_HEADER, type ListedObject } from '../stores/protocol.js';
 import type { Store } from '../stores/store.js';
 import { DiskCache, type CachedMeta } from './disk-cache.js';
+import { loadPeerCredentials, mayWrite, peerOf, type Peer, type WritePolicy } from './peer.js';
 
 export interface ServeOptions {
   /** Path of the Unix socket. Its directory is created (0755) if missing. */
@@ -25,6 +26,8 @@ export interface ServeOptions {
   readOnly?: boolean;
   /** Refuse objects larger than this many bytes. */
   maxObjectSize?: number;
+  /** Only these users and groups may save and delete (needs the peercred addon). Default: all who can connect. */
+  writers?: WritePolicy;
   /** One line per request. */
   log: (line: string) => void;
 }
@@ -79,6 +82,10 @@ function tooLarge(error: unknown): TooLarge | undefined {
 
 export async function serve(options: ServeOptions): Promise<Daemon> {
   const { upstream, log } = options;
+  const credentials = loadPeerCredentials();
+  if (options.writers && !credentials) {
+    throw new Error('--writer needs the peer-credentials addon, which was not built (npm run build:native needs a C compiler and python3)');
+  }
   const cache = options.diskCache ? new DiskCache(options.diskCache, options.maxDisk ?? 10 * 2 ** 30) : undefined;
   await cache?.prepare();
 
@@ -133,12 +140,14 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
     }
   }
 
+  /** Why this peer may not save or delete, if it may not. */
+  function writeRefusal(peer: Peer | undefined): string | undefined {
+    if (options.readOnly) return 'this daemon is read-only';
+    if (options.writers && !(peer && mayWrite(options.writers, peer))) return `uid ${peer?.uid ?? '?'} may not write to this daemon (its --writer list)`;
+    return undefined;
+  }
+
   async function put(key: string, req: IncomingMessage, res: ServerResponse): Promise<string> {
-    if (options.readOnly) {
-      req.resume();
-      answer(res, 403, 'this daemon is read-only');
-      return '403 read-only';
-    }
     const limit = options.maxObjectSize ?? Infinity;
     if (Number(req.headers['content-length'] ?? 0) > limit) {
       answer(res, 413, `objects are limited to ${limit} bytes`);
@@ -176,7 +185,7 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
     return `201 ${megabytes(bytes)}`;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<string> {
+  async function handle(req: IncomingMessage, res: ServerResponse, peer: Peer | undefined): Promise<string> {
     const url = new URL(req.url ?? '/', 'http://daemon');
     const key = url.searchParams.get('key') ?? '';
     if (url.pathname === `/v${DAEMON_PROTOCOL}/list` && req.method === 'GET') {
@@ -191,12 +200,16 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
       return '400';
     }
     if (req.method === 'GET') return get(key, res);
+    if (req.method === 'PUT' || req.method === 'DELETE') {
+      const refusal = writeRefusal(peer);
+      if (refusal !== undefined) {
+        req.resume();
+        answer(res, 403, refusal);
+        return `403 ${refusal}`;
+      }
+    }
     if (req.method === 'PUT') return put(key, req, res);
     if (req.method === 'DELETE') {
-      if (options.readOnly) {
-        answer(res, 403, 'this daemon is read-only');
-        return '403 read-only';
-      }
       await upstream.delete(key);
       await cache?.drop(key);
       answer(res, 204);
@@ -209,11 +222,13 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
   const server: Server = createServer((req, res) => {
     const started = Date.now();
     const what = `${req.method} ${new URL(req.url ?? '/', 'http://daemon').searchParams.get('key') ?? req.url}`;
-    handle(req, res).then((result) => result, (error: unknown) => {
+    let peer: Peer | undefined;
+    const asked = credentials ? peerOf(req.socket, credentials).then((found) => { peer = found; }, () => {}) : Promise.resolve();
+    asked.then(() => handle(req, res, peer)).then((result) => result, (error: unknown) => {
       if (!res.headersSent) answer(res, 502, describeError(error));
       else res.destroy();
       return `502 ${describeError(error)}`;
-    }).then((result) => log(`${what} ${result} ${((Date.now() - started) / 1000).toFixed(2)} s`));
+    }).then((result) => log(`${what} ${result} ${((Date.now() - started) / 1000).toFixed(2)} s${peer ? ` uid ${peer.uid}` : ''}`));
   });
 
   await mkdir(dirname(options.socket), { recursive: true, mode: 0o755 });

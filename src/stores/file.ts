@@ -1,8 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { chmod, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { describeError, StoreError } from '../errors.js';
+import { describeError, NbcError, StoreError } from '../errors.js';
 import type { Store, StoredObject } from './store.js';
 
 // A store directory that is group-writable (the set-up for many build users: `install -d -m 2775
@@ -14,13 +16,65 @@ const SHARED_FILE_MODE = 0o664;
 const WRITE_HINT = 'the store directory must exist and be writable by the build users '
   + '(one-time set-up: install -d -m 2775 -o root -g nixbld DIR, and for sandboxed builds extra-sandbox-paths = DIR?)';
 
+// A temporary is `<key>.tmp-<pid>-<writer>-<random>`, where <writer> names this host, boot and pid
+// namespace: only there does a pid say whether its writer still runs (in a Nix sandbox every build
+// has pid namespace and hostname of its own). A later save or prune removes temporaries whose writer
+// is proven dead, and any not written to for STALE_MS (a live writer writes every few seconds).
+const STALE_MS = 60 * 60 * 1000;
+const TEMPORARY = /\.tmp-(\d+)-(?:([0-9a-f]{8})-)?[0-9a-f]{8}$/;
+
+function readOr(read: () => string): string {
+  try {
+    return read();
+  } catch {
+    return '';
+  }
+}
+
+let writerId: string | undefined;
+function thisWriter(): string {
+  writerId ??= createHash('sha256').update([
+    hostname(), readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()), readOr(() => readlinkSync('/proc/self/ns/pid')),
+  ].join('\0')).digest('hex').slice(0, 8);
+  return writerId;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/** Whether a temporary with this name, last written at `modifiedMs`, is a dead writer's leftover. */
+function isStale(name: string, modifiedMs: number, now: number): boolean {
+  const match = TEMPORARY.exec(name);
+  if (!match) return false;
+  if (match[2] === thisWriter() && !isRunning(Number(match[1]))) return true;
+  return now - modifiedMs > STALE_MS;
+}
+
+export interface FileStoreOptions {
+  /**
+   * Create the store directory on the first save (default). In a Nix build it must exist already:
+   * in the sandbox, a directory not in extra-sandbox-paths would be created in the build's private
+   * file system and vanish with it, a save that "succeeds" into nothing.
+   */
+  createDir?: boolean;
+}
+
 /** A directory of archives: the default store, for one machine or a shared file system. */
 export class FileStore implements Store {
   readonly location: string;
   readonly #dir: string;
+  readonly #createDir: boolean;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: FileStoreOptions = {}) {
     this.#dir = resolve(dir);
+    this.#createDir = options.createDir ?? true;
     this.location = `file://${this.#dir}`;
   }
 
@@ -67,9 +121,13 @@ export class FileStore implements Store {
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
     const path = this.#path(key);
-    const temporary = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const temporary = `${path}.tmp-${process.pid}-${thisWriter()}-${randomBytes(4).toString('hex')}`;
+    await this.removeStale();
     try {
       const root = await stat(this.#dir).catch(() => undefined);
+      if (!root && !this.#createDir) {
+        throw new StoreError('write', this.location, `the store directory ${this.#dir} does not exist in this build`, { hint: WRITE_HINT });
+      }
       const shared = root !== undefined && (root.mode & 0o020) !== 0;
       await this.#makeParents(path, shared);
       const handle = await open(temporary, 'wx', 0o644);
@@ -89,10 +147,33 @@ export class FileStore implements Store {
       return { bytes };
     } catch (error) {
       await unlink(temporary).catch(() => {});
-      if (error instanceof StoreError || (error as Error).name === 'AbortError') throw error;
+      // The body's own errors (what was being archived) are not the store's.
+      if (error instanceof NbcError || (error as Error).name === 'AbortError') throw error;
       const denied = ['EACCES', 'EPERM', 'EROFS'].includes((error as NodeJS.ErrnoException).code ?? '');
       throw new StoreError('write', `${this.location}/${key}`, describeError(error), { cause: error, ...(denied ? { hint: WRITE_HINT } : {}) });
     }
+  }
+
+  /**
+   * Removes the temporaries that killed writers left anywhere in the store; returns their keys.
+   * Never throws: a leftover that cannot be removed now is removed by a later save.
+   */
+  async removeStale(): Promise<string[]> {
+    const removed: string[] = [];
+    let names: string[];
+    try {
+      names = (await readdir(this.#dir, { recursive: true })).filter((name) => TEMPORARY.test(name));
+    } catch {
+      return removed;
+    }
+    const now = Date.now();
+    for (const key of names) {
+      const path = join(this.#dir, key);
+      const info = await lstat(path).catch(() => undefined);
+      if (!info?.isFile() || !isStale(key, info.mtimeMs, now)) continue;
+      if (await unlink(path).then(() => true, () => false)) removed.push(key);
+    }
+    return removed;
   }
 
   async whyEmpty(): Promise<string | undefined> {

@@ -41,5 +41,15 @@ export async function openStore(location: string | Store, s3: S3Settings = {}): 
     const { DaemonStore } = await import('./daemon.js');
     return new DaemonStore(socket[1]!, s3.socketTimeout);
   }
-  return new FileStore(location.startsWith('file://') ? fileURLToPath(location) : location);
+  return new FileStore(fileStorePath(location));
+}
+
+/** Whether a (checked) location names a directory rather than an S3 bucket or a daemon. */
+export function isDirectoryStore(location: string): boolean {
+  return location.startsWith('file://') || !/^[a-z][a-z0-9+.-]*:\/\//i.test(location);
+}
+
+/** The directory of a directory store's location (a path or file:///DIR). */
+export function fileStorePath(location: string): string {
+  return location.startsWith('file://') ? fileURLToPath(location) : location;
 }

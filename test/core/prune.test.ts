@@ -33,6 +33,21 @@ prune('older-than alone, keep alone, and both (keep protects the newest)', () =>
   assert.equal(selectForPrune(objects, {}, NOW), []);
 });
 
+prune('max-size evicts the least recently restored first (saved, if never restored), keep protects, ages add', () => {
+  const used = (object: CacheObject, daysAgo: number): CacheObject => ({ ...object, lastRestored: new Date(NOW - daysAgo * DAY) });
+  const objects = [used(archive('a', 30, 1), 0), archive('b', 2, 2), used(archive('c', 20, 3), 5), archive('d', 40, 4)].map((o) => ({ ...o, size: 10 }));
+  const keys = (list: CacheObject[]) => list.map((o) => o.name);
+  // Last used: a today, b 2 days ago (saved), c 5 days ago (restored), d 40 days ago (saved).
+  assert.equal(keys(selectForPrune(objects, { maxSize: 40 }, NOW)), []);
+  assert.equal(keys(selectForPrune(objects, { maxSize: 39 }, NOW)), ['d']);
+  assert.equal(keys(selectForPrune(objects, { maxSize: 20 }, NOW)).sort(), ['c', 'd']);
+  assert.equal(keys(selectForPrune(objects, { maxSize: 1 }, NOW)).sort(), ['a', 'b', 'c', 'd']);
+  assert.equal(keys(selectForPrune(objects, { maxSize: 1, keep: 1 }, NOW)), [], 'each name has one archive, the newest');
+  const two = [...objects, { ...archive('a', 50, 5), size: 10 }];
+  assert.equal(keys(selectForPrune(two, { maxSize: 30, keep: 1 }, NOW)), ['a'], 'only the spare archive of a can go');
+  assert.equal(keys(selectForPrune(objects, { maxSize: 30, olderThanMs: 35 * DAY }, NOW)), ['d'], 'd is old; then 30 fit');
+});
+
 prune.run();
 
 const credentials = suite('credentials files');

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StoreError } from '../../src/errors.js';
 import { FileStore } from '../../src/stores/file.js';
-import { tempDir } from '../helpers.js';
+import { runCli, tempDir, writeTree } from '../helpers.js';
 
 const test = suite('local directory store');
 let dir: string;
@@ -55,6 +55,31 @@ test('file:// URL and keys that would leave the directory', async () => {
     assert.instance(error, StoreError);
   }
   assert.not.ok(existsSync(join(dir, '..', 'escape')));
+});
+
+test('in a Nix build a missing store directory outside the build is not created: restore and save each warn once naming the set-up, and the build goes on', async () => {
+  const store = join(dir, 'never-created');
+  const top = join(dir, 'build');
+  const root = join(top, 'source');
+  writeTree(root, { 'a.c': 'int a;\n' });
+  const env = { NIX_BUILD_TOP: top, NBC_STORE: store };
+  const args = ['--cache-name', 'repo/main', '--cache-dir', 'obj', '--state-dir', join(dir, 'state')];
+  const restored = await runCli(['restore', ...args], { cwd: root, env });
+  assert.is(restored.code, 0, restored.stderr);
+  assert.match(restored.stderr, new RegExp(`the store directory ${store} does not exist`));
+  writeTree(root, { 'obj/a.o': 'object' });
+  const saved = await runCli(['save', ...args], { cwd: root, env });
+  assert.is(saved.code, 0, saved.stderr);
+  const warnings = saved.stderr.split('\n').filter((line) => line.includes('warning'));
+  assert.is(warnings.length, 1, saved.stderr);
+  assert.match(warnings[0]!, /the store directory .*never-created does not exist in this build.*install -d -m 2775 -o root -g nixbld DIR.*extra-sandbox-paths/);
+  assert.not.ok(existsSync(store), 'nothing was created where the sandbox would have thrown it away');
+  const inBuild = await runCli(['save', ...args, '--store', '../store'], { cwd: root, env });
+  assert.is(inBuild.code, 0, inBuild.stderr);
+  assert.ok(existsSync(join(top, 'store')), 'a store inside the build directory is created');
+  const outside = await runCli(['save', ...args], { cwd: root, env: { NBC_STORE: store } });
+  assert.is(outside.code, 0, outside.stderr);
+  assert.ok(existsSync(store), 'outside a Nix build the store directory is created on the first save');
 });
 
 test.run();

@@ -62,10 +62,16 @@ test('two build users in turn save to and restore from one store, with no warnin
     assert.is(lstatSync(path).mode & 0o7777, 0o2775, `${path} is group-writable and setgid`);
     assert.is(lstatSync(path).gid, GROUP);
   }
-  const objects = readdirSync(nameDir);
-  assert.is(objects.length, 1, `one object, no temporaries: ${objects.join(', ')}`);
+  const objects = readdirSync(nameDir).sort();
+  // Beside the archive, the record of its last restore (for prune --max-size).
+  assert.is(objects.length, 2, `one archive and its marker, no temporaries: ${objects.join(', ')}`);
+  assert.is(objects[1], `${objects[0]}.restored`);
   const object = lstatSync(join(nameDir, objects[0]!));
   assert.is(object.mode & 0o777, 0o664);
+  assert.is(lstatSync(join(nameDir, objects[1]!)).mode & 0o777, 0o664, 'the next build user can replace the marker');
+  const events = lstatSync(join(store, '.events.jsonl'));
+  assert.is(events.mode & 0o777, 0o664, 'every build user can append events');
+  assert.is(events.gid, GROUP);
   assert.is(object.uid, USERS[0], 'the last save (user one) replaced user two\'s object');
 });
 
@@ -78,6 +84,8 @@ test('an unwritable store is one warning that names the fix, and the build goes 
     for (const path of [top, root, join(root, 'a.c')]) chownSync(path, USERS[1]!, GROUP);
     const args = ['--store', store, '--cache-name', 'denied', '--cache-dir', 'obj', '--state-dir', join(top, 'state')];
     assert.is((await runAs(USERS[1]!, ['restore', ...args], root)).code, 0);
+    // An artifact of the build (obj/b.o was there at restore: a source): with nothing to save, save would not write.
+    writeFileSync(join(root, 'obj/c.o'), 'c');
     const saved = await runAs(USERS[1]!, ['save', ...args], root);
     assert.is(saved.code, 0);
     const warnings = saved.stderr.split('\n').filter((line) => line.includes('warning'));
