@@ -63,7 +63,8 @@ for (const [name, fault] of LISTING_FAULTS) {
 
 /** Restore, build, save into a directory store; then a second build whose recorded manifest gets `damage`. */
 async function saveWithDamagedState(damage: (manifest: string) => void, extra: string[] = []) {
-  const store = join(await mkdtemp(join(work, 'store-')), 'store');
+  // Made beforehand, as a build's store directory must be (one outside the build is never created).
+  const store = await mkdtemp(join(work, 'store-'));
   const first = await fresh();
   const env = (top: string) => ({ NIX_BUILD_TOP: top, NBC_STORE: store });
   await runCli(['restore', ...ARGS], { cwd: first.root, env: env(first.top) });

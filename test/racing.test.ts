@@ -7,6 +7,7 @@ import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client }
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { objectKey } from '../src/core/key.js';
+import { RESTORED_SUFFIX } from '../src/core/prune.js';
 import { archiveObjectKey } from '../src/core/pointer.js';
 import { S3Store } from '../src/stores/s3.js';
 import { runCli, tempDir, writeTree } from './helpers.js';
@@ -41,9 +42,10 @@ const env = (prefix: string, top: string) => ({
 });
 const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
 
+/** The bucket's keys under `prefix`, but the markers restores leave (for prune --max-size). */
 async function rawKeys(prefix: string): Promise<string[]> {
   const page = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/` }));
-  return (page.Contents ?? []).map((item) => item.Key!.slice(prefix.length + 1)).sort();
+  return (page.Contents ?? []).map((item) => item.Key!.slice(prefix.length + 1)).filter((key) => !key.endsWith(RESTORED_SUFFIX)).sort();
 }
 
 /** A build that restores, writes an artifact of its own and saves: resolves to the artifact. */
