@@ -5,9 +5,10 @@ import { NbcError } from './errors.js';
 import type { Store } from './stores/store.js';
 
 /**
- * The default when none is given: DEADLINE_BASE_MS plus one second per DEADLINE_BYTES_PER_SECOND
- * moved so far (read from or written to the store). A transfer averaging 1 MB/s (a hundredth of a
- * 1 Gbit link) never reaches it; a server trickling 1 KiB/s is given up on after about 10 s.
+ * The default when none is given: the time spent waiting for the store (not unpacking or packing
+ * here, which a tree of many small files makes slow) may reach DEADLINE_BASE_MS plus one second
+ * per DEADLINE_BYTES_PER_SECOND moved so far. A store averaging 1 MB/s (a hundredth of a 1 Gbit
+ * link) never reaches it; a server trickling 1 KiB/s is given up on after about 10 s.
  */
 export const DEADLINE_BASE_MS = 10_000;
 export const DEADLINE_BYTES_PER_SECOND = 1_000_000;
@@ -19,7 +20,11 @@ export class DeadlineError extends NbcError {
   }
 }
 
-/** A timer that aborts `signal` once the time allowed has passed; `moved` extends the default one. */
+/**
+ * Aborts `signal` once the time allowed has passed: with a fixed deadline, wall time from the
+ * start; by default, the time spent waiting for the store (see `waiting`), against an allowance
+ * that grows with the bytes moved.
+ */
 class Deadline {
   readonly #controller = new AbortController();
   readonly signal: AbortSignal;
@@ -27,11 +32,16 @@ class Deadline {
   readonly #fixedMs: number | undefined;
   #moved = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Milliseconds spent waiting for the store, besides the current wait. */
+  #waited = 0;
+  /** Store operations under way, and since when at least one has been. */
+  #pending = 0;
+  #since = 0;
 
   constructor(fixedMs: number | undefined, parent: AbortSignal | undefined) {
     this.#fixedMs = fixedMs;
     this.signal = parent ? AbortSignal.any([parent, this.#controller.signal]) : this.#controller.signal;
-    this.#arm();
+    if (fixedMs !== undefined) this.#arm();
   }
 
   get passed(): boolean {
@@ -46,8 +56,56 @@ class Deadline {
     this.#moved += bytes;
   }
 
+  /** Runs `step` as time spent waiting for the store. */
+  async waiting<T>(step: () => Promise<T>): Promise<T> {
+    this.signal.throwIfAborted();
+    if (this.#pending++ === 0) {
+      this.#since = Date.now();
+      if (this.#fixedMs === undefined) this.#arm();
+    }
+    try {
+      return await step();
+    } finally {
+      if (--this.#pending === 0) {
+        this.#waited += Date.now() - this.#since;
+        if (this.#fixedMs === undefined) clearTimeout(this.#timer);
+      }
+    }
+  }
+
+  /** Runs `step` as our own work inside a wait (producing what the store reads): not the store's time. */
+  async ours<T>(step: () => Promise<T>): Promise<T> {
+    const pending = this.#pending;
+    for (let i = 0; i < pending; i++) this.#pause();
+    try {
+      return await step();
+    } finally {
+      for (let i = 0; i < pending; i++) this.#resume();
+    }
+  }
+
+  #pause(): void {
+    if (--this.#pending === 0) {
+      this.#waited += Date.now() - this.#since;
+      if (this.#fixedMs === undefined) clearTimeout(this.#timer);
+    }
+  }
+
+  #resume(): void {
+    if (this.#pending++ === 0) {
+      this.#since = Date.now();
+      if (this.#fixedMs === undefined) this.#arm();
+    }
+  }
+
   stop(): void {
     clearTimeout(this.#timer);
+  }
+
+  /** Milliseconds counted against the deadline so far. */
+  #spentMs(): number {
+    if (this.#fixedMs !== undefined) return Date.now() - this.#started;
+    return this.#waited + (this.#pending > 0 ? Date.now() - this.#since : 0);
   }
 
   #allowedMs(): number {
@@ -56,16 +114,17 @@ class Deadline {
 
   /** Wakes at the earliest moment the deadline can pass; bytes moved meanwhile only push it later. */
   #arm(): void {
-    const left = this.#started + this.#allowedMs() - Date.now();
+    clearTimeout(this.#timer);
+    const left = this.#allowedMs() - this.#spentMs();
     if (left > 0) {
       this.#timer = setTimeout(() => this.#arm(), left);
       this.#timer.unref();
       return;
     }
-    const seconds = ((Date.now() - this.#started) / 1000).toFixed(1);
+    const seconds = (this.#spentMs() / 1000).toFixed(1);
     this.#controller.abort(new DeadlineError(this.#fixedMs === undefined
-      ? `gave up on the store after ${seconds} s: ${(this.#moved / 1e6).toFixed(1)} MB moved, slower than the default deadline allows `
-        + `(${DEADLINE_BASE_MS / 1000} s + 1 s per MB; set --deadline)`
+      ? `gave up on the store after waiting ${seconds} s for it: ${(this.#moved / 1e6).toFixed(1)} MB moved, slower than the default `
+        + `deadline allows (${DEADLINE_BASE_MS / 1000} s + 1 s per MB; set --deadline)`
       : `gave up on the store after ${seconds} s (--deadline ${this.#fixedMs / 1000})`));
   }
 }
@@ -83,43 +142,48 @@ function because(deadline: Deadline, error: unknown): unknown {
 
 /** `store` with every operation under the deadline: the signal passed on, bytes counted, its reason as the error. */
 function guarded(store: Store, deadline: Deadline): Store {
-  const counted = async function* (body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const under = async <T>(step: () => Promise<T>): Promise<T> => {
     try {
-      for await (const chunk of body) {
-        deadline.signal.throwIfAborted();
-        deadline.moved(chunk.length);
-        yield chunk;
-      }
+      return await deadline.waiting(step);
     } catch (error) {
       throw because(deadline, error);
     }
   };
+  /** A download: waiting for each chunk is the store's time. */
+  const download = async function* (body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    const chunks = body[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await under(() => chunks.next());
+        if (next.done) return;
+        deadline.moved(next.value.length);
+        yield next.value;
+      }
+    } finally {
+      await chunks.return?.();
+    }
+  };
+  /** An upload's body: making each chunk (packing) is our time, though the store waits for it. */
+  const upload = async function* (body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    const chunks = body[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await deadline.ours(() => chunks.next());
+        if (next.done) return;
+        deadline.moved(next.value.length);
+        yield next.value;
+      }
+    } finally {
+      await chunks.return?.();
+    }
+  };
   const overrides: Partial<Store> = {
     get: async (key) => {
-      try {
-        deadline.signal.throwIfAborted();
-        const body = await store.get(key, deadline.signal);
-        return body && counted(body);
-      } catch (error) {
-        throw because(deadline, error);
-      }
+      const body = await under(() => store.get(key, deadline.signal));
+      return body && download(body);
     },
-    put: async (key, body) => {
-      try {
-        deadline.signal.throwIfAborted();
-        return await store.put(key, Readable.from(counted(body), { objectMode: false }), deadline.signal);
-      } catch (error) {
-        throw because(deadline, error);
-      }
-    },
-    list: async (_signal, under) => {
-      try {
-        deadline.signal.throwIfAborted();
-        return await store.list(deadline.signal, under);
-      } catch (error) {
-        throw because(deadline, error);
-      }
-    },
+    put: (key, body) => under(() => store.put(key, Readable.from(upload(body), { objectMode: false }), deadline.signal)),
+    list: (_signal, under_) => under(() => store.list(deadline.signal, under_)),
   };
   // Everything else (location, close, what stores add) as the store has it.
   return new Proxy(store, {

@@ -200,7 +200,7 @@ test('without --deadline, the default gives a trickle up (a 1 MB/s average is it
   const { result, unchanged } = await slowRun('restore', trickleDownloads, []);
   assert.is(result.code, 0, result.stderr);
   assert.equal(warningsOf(result.stderr).length, 1, result.stderr);
-  assert.match(warningsOf(result.stderr)[0]!, /gave up on the store after 1\d\.\d s: 0\.\d MB moved, slower than the default deadline allows/);
+  assert.match(warningsOf(result.stderr)[0]!, /gave up on the store after waiting 1\d\.\d s for it: 0\.\d MB moved, slower than the default deadline allows/);
   unchanged();
 });
 
