@@ -1,4 +1,5 @@
 import { suite } from 'uvu';
+import { cacheNameOf } from '../../src/core/prune.js';
 import * as assert from 'uvu/assert';
 import {
   archiveObjectKey, besideOf, besidePrefix, collectable, formatPointer, logicalListing, ORPHAN_AGE_MS, parsePointer, POINTER_SIZE,
@@ -34,6 +35,9 @@ test('keys beside a cache key: archive objects and digests of the format before'
   assert.is(besideOf(KEY), undefined);
   assert.is(besideOf(`${KEY}.tmp-12-ab`), undefined);
   assert.is(besideOf('main/v2-0123456789abcdef.tar.gz'), undefined, 'a cache key is not beside another');
+  // ls and prune know caches by cacheNameOf: an archive object is never taken for one.
+  assert.is(cacheNameOf(archiveObjectKey(KEY, '0011223344556677')), undefined);
+  assert.is(cacheNameOf(KEY), 'repo/main');
 });
 
 test('the listing shows each cache key once, sized as its newest archive', () => {
