@@ -1,11 +1,17 @@
 import { readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { execFileSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { objectKey } from '../src/core/key.js';
+import { S3Store } from '../src/stores/s3.js';
+import { startDaemon, type DaemonProcess } from './daemon-process.js';
 import { runCli, snapshot, tempDir, writeTree } from './helpers.js';
 import { startProxy, type ProxyRule } from './proxy.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
+import { metaEntries, rawTar } from './tar-fixture.js';
 
 // #15 item 10: a store that cannot list turns a miss into nothing worse than a miss (not an
 // "unusable" error that fails --strict); a damaged state recorded by restore is said, not dropped.
@@ -60,6 +66,32 @@ for (const [name, fault] of LISTING_FAULTS) {
     }
   });
 }
+
+test('a daemon whose upstream cannot list: a plain miss with --strict, and an archive there still restores', async () => {
+  const proxy = await startProxy(s3.port, (req, res, forward) => (isListing(req.url) ? res.destroy() : forward()));
+  let daemon: DaemonProcess | undefined;
+  try {
+    daemon = await startDaemon(join(work, 'daemon'), s3, 'x', [], proxy.endpoint);
+    const missed = await fresh();
+    const result = await runCli(['restore', ...ARGS, '--strict'], { cwd: missed.root, env: { NIX_BUILD_TOP: missed.top, NBC_STORE: `unix://${daemon.socket}` } });
+    assert.is(result.code, 0, result.stderr);
+    assert.equal(warningsOf(result.stderr), []);
+    assert.match(result.stderr, /restore: miss \(tried main: missing/);
+    // An archive saved straight to the upstream store: the daemon reads it without a listing.
+    const store = new S3Store(s3.bucket, 'daemon', { endpoint: s3.endpoint, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'x' } });
+    await store.put(objectKey('main', { cacheDirs: ['obj'], compression: 'zstd' }),
+      Readable.from([execFileSync('zstd', ['-q', '-c'], { input: rawTar([{ path: 'obj/', type: 'Directory' }, { path: 'obj/a.o', data: 'a' }, ...metaEntries(1)]) })]));
+    store.close();
+    const hit = await fresh();
+    const again = await runCli(['restore', ...ARGS, '--strict'], { cwd: hit.root, env: { NIX_BUILD_TOP: hit.top, NBC_STORE: `unix://${daemon.socket}` } });
+    assert.is(again.code, 0, again.stderr);
+    assert.match(again.stderr, /restore: hit main/, again.stderr);
+    assert.is(readFileSync(join(hit.root, 'obj', 'a.o'), 'utf8'), 'a');
+  } finally {
+    await daemon?.stop();
+    await proxy.close();
+  }
+});
 
 /** Restore, build, save into a directory store; then a second build whose recorded manifest gets `damage`. */
 async function saveWithDamagedState(damage: (manifest: string) => void, extra: string[] = []) {

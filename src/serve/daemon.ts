@@ -108,18 +108,20 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
         return `200 ${megabytes(cached.size)} from disk${upstreamProblem ? ` (upstream: ${upstreamProblem})` : ''}`;
       }
     }
-    if (upstreamProblem !== undefined) throw new Error(upstreamProblem);
-    if (!meta) {
+    if (!meta && upstreamProblem === undefined) {
       if (cached) await cache!.drop(key);
       answer(res, 404, 'no such object');
       return '404';
     }
+    // A listing that failed (a policy allowing reads only, say) leaves the read itself to answer:
+    // a miss stays a miss. Such an object is not cached (nothing to compare it with next time).
     const body = await upstream.get(key);
+    const unlisted = upstreamProblem === undefined ? '' : ` (upstream listing: ${upstreamProblem})`;
     if (!body) {
       answer(res, 404, 'no such object');
-      return '404';
+      return `404${unlisted}`;
     }
-    const writer = await cache?.writer(key);
+    const writer = meta && await cache?.writer(key);
     res.writeHead(200, { [PROTOCOL_HEADER]: String(DAEMON_PROTOCOL) });
     let bytes = 0;
     try {
@@ -129,9 +131,9 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
         if (!res.write(chunk)) await drained(res);
         if (res.destroyed) throw new Error('the client went away');
       }
-      await writer?.commit({ ...meta, size: bytes });
+      if (meta) await writer?.commit({ ...meta, size: bytes });
       res.end();
-      return `200 ${megabytes(bytes)} from upstream`;
+      return `200 ${megabytes(bytes)} from upstream${unlisted}`;
     } catch (error) {
       await writer?.abort();
       // Headers are out: closing the connection is how the client learns the body is incomplete.
