@@ -1,7 +1,7 @@
 // The README's demo (npm run demo): a generated C project built with make twice through the CLI on a
 // local store, cold and then warm with one file changed, as a Nix build would run it.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,8 @@ async function build(work: string, files: Record<string, string>): Promise<{ sec
 }
 
 const work = await mkdtemp(join(tmpdir(), 'nix-build-cache-demo-'));
+// A store for Nix builds exists beforehand (the one-time set-up): restore and save never create one there.
+await mkdir(join(work, 'store'));
 try {
   const files = cProject({ units: UNITS, weight: 100 });
   console.log(`A C project of ${UNITS + 1} files; each build runs restore, make -j2, save in a fresh directory.\n`);
@@ -40,6 +42,10 @@ try {
   const warm = await build(work, { ...files, [edited]: `${files[edited]}/* edited */\n` });
   console.log(`warm build with ${edited} changed: ${warm.seconds.toFixed(2)} s, compiled: ${warm.compiled.join(' ') || 'nothing'}\n${warm.summary}\n`);
   console.log(`speed-up: ${(cold.seconds / warm.seconds).toFixed(1)}x`);
+  if (warm.compiled.join(' ') !== edited) {
+    console.error(`the warm build should have compiled exactly ${edited}`);
+    process.exitCode = 1;
+  }
 } finally {
   await rm(work, { recursive: true, force: true });
 }
