@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { describeError } from '../errors.js';
-import { DAEMON_PROTOCOL, drained, PROTOCOL_HEADER, type ListedObject } from '../stores/protocol.js';
+import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, type ListedObject } from '../stores/protocol.js';
 import type { Store } from '../stores/store.js';
 import { DiskCache, type CachedMeta } from './disk-cache.js';
 import { loadPeerCredentials, mayWrite, peerOf, type Peer, type WritePolicy } from './peer.js';
@@ -122,7 +122,8 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
       return `404${unlisted}`;
     }
     const writer = meta && await cache?.writer(key);
-    res.writeHead(200, { [PROTOCOL_HEADER]: String(DAEMON_PROTOCOL) });
+    // Chunked, with a trailer that says why when the upstream object fails half-way (a digest mismatch).
+    res.writeHead(200, { [PROTOCOL_HEADER]: String(DAEMON_PROTOCOL), trailer: FAILURE_TRAILER });
     let bytes = 0;
     try {
       for await (const chunk of body) {
@@ -136,8 +137,13 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
       return `200 ${megabytes(bytes)} from upstream${unlisted}`;
     } catch (error) {
       await writer?.abort();
-      // Headers are out: closing the connection is how the client learns the body is incomplete.
-      res.destroy();
+      // Headers are out: the trailer tells the client why the body is incomplete; a client that went
+      // away gets the connection closed.
+      if (res.destroyed) res.destroy();
+      else {
+        res.addTrailers({ [FAILURE_TRAILER]: describeError(error).replace(/[\r\n]+/g, ' ') });
+        res.end();
+      }
       throw error;
     }
   }

@@ -3,7 +3,7 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { describeError, StoreError } from '../errors.js';
-import { DAEMON_PROTOCOL, drained, PROTOCOL_HEADER, objectPath, type ListedObject } from './protocol.js';
+import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, objectPath, type ListedObject } from './protocol.js';
 import type { Store, StoredObject } from './store.js';
 
 const HINT = 'is nix-build-cache serve running, and its socket\'s directory in extra-sandbox-paths?';
@@ -63,9 +63,11 @@ export class DaemonStore implements Store {
       try {
         for await (const chunk of response) yield chunk as Buffer;
       } catch (error) {
-        // The daemon ends an answer it could not finish (a failed download or digest check) by closing the connection.
         throw new StoreError('read', key, `the daemon stopped sending the object (${describeError(error)}); its log says why`, { cause: error });
       }
+      // The daemon ends an answer it could not finish (a failed download or digest check) with a trailer.
+      const failure = response.trailers[FAILURE_TRAILER];
+      if (failure !== undefined) throw new StoreError('read', key, `the daemon could not finish the object: ${failure}`);
     })();
   }
 

@@ -3,10 +3,13 @@
 //   PUT    /v1/object?key=K   201 once the upstream store holds it | 403 read-only | 413 too large
 //   DELETE /v1/object?key=K   204 | 403
 //   GET    /v1/list?under=P   200 JSON [{ key, size, modified }]
-// Every answer carries `nbc-protocol: 1`; errors have a one-line text body.
+// Every answer carries `nbc-protocol: 1`; errors have a one-line text body. An object that fails
+// half-way from upstream ends with the trailer `nbc-error: REASON` (or, from older daemons, a closed
+// connection): the client then refuses what it read.
 
 export const DAEMON_PROTOCOL = 1;
 export const PROTOCOL_HEADER = 'nbc-protocol';
+export const FAILURE_TRAILER = 'nbc-error';
 
 export interface ListedObject {
   key: string;

@@ -1,17 +1,22 @@
 // One contract, every store: the directory store, S3 (s3rver on 127.0.0.1), and the daemon over
-// a Unix socket in front of each. A new store passes these cases by adding one line to STORES.
-import { writeFileSync } from 'node:fs';
+// a Unix socket in front of each: put/get/list/delete, racing and aborted writes, missing objects,
+// refused writes, and damaged objects (through restore: a store with digests refuses them as it
+// reads, the directory store leaves it to the archive's own checksums). A new store passes these cases by adding one line to STORES.
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StoreError } from '../../src/errors.js';
+import { restore } from '../../src/restore.js';
+import { save } from '../../src/save.js';
 import { serve, type Daemon } from '../../src/serve/daemon.js';
 import { DaemonStore } from '../../src/stores/daemon.js';
 import { FileStore } from '../../src/stores/file.js';
 import { S3Store } from '../../src/stores/s3.js';
 import type { Store } from '../../src/stores/store.js';
-import { tempDir } from '../helpers.js';
+import { tempDir, writeTree } from '../helpers.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from '../s3-server.js';
 
 let dir: string;
@@ -34,13 +39,33 @@ interface StoreKind {
   name: string;
   /** A fresh, empty store. */
   make(): Promise<Store>;
+  /** A fresh store, and how to damage an object where it rests (bytes flipped in the middle, same size). */
+  damageable(): Promise<{ store: Store; damage: (key: string) => Promise<void> }>;
   /** A store that refuses writes, and the message that says so. */
   denied(): Promise<{ store: Store; says: RegExp }>;
 }
 
+/** Flips 64 bytes in the middle of each file, as bit rot or a bad copy would. */
+function flipMiddle(files: string[]): void {
+  assert.ok(files.length > 0, 'there is an object to damage');
+  for (const file of files) {
+    const bytes = readFileSync(file);
+    for (let i = 0; i < 64; i++) bytes[(bytes.length >> 1) + i] ^= 0xff;
+    writeFileSync(file, bytes);
+  }
+}
+
+/** Files below `root` whose path passes `test`. */
+const filesBelow = (root: string, test: (path: string) => boolean) =>
+  (readdirSync(root, { recursive: true }) as string[]).map((name) => join(root, name)).filter((path) => statSync(path).isFile() && test(path));
+
 const fileKind: StoreKind = {
   name: 'directory',
   make: async () => new FileStore(join(dir, `file-${++prefixes}`)),
+  damageable: async () => {
+    const root = join(dir, `file-${++prefixes}`);
+    return { store: new FileStore(root), damage: async (key) => flipMiddle([join(root, key)]) };
+  },
   denied: async () => {
     // root ignores permission bits: a file where the store needs a directory is refused for everyone.
     const file = join(dir, `not-a-dir-${++prefixes}`);
@@ -51,6 +76,13 @@ const fileKind: StoreKind = {
 const s3Kind: StoreKind = {
   name: 'S3',
   make: async () => s3Store(`contract-${++prefixes}`),
+  damageable: async () => {
+    const prefix = `damaged-${++prefixes}`;
+    // s3rver keeps each object's bytes in a file of its own: the archive objects' are damaged, not the pointer's.
+    const damage = async () => flipMiddle(filesBelow(s3.directory, (path) => path.includes(`/${prefix}/`) && /\.tar\.zst\._S3rver_object$/.test(path)
+      && statSync(path).size > 4096));
+    return { store: s3Store(prefix), damage };
+  },
   denied: async () => ({ store: s3Store(`denied-${++prefixes}`, 'UNKNOWN-KEY'), says: /HTTP 403.*check the credentials/ }),
 };
 const STORES: StoreKind[] = [
@@ -59,6 +91,10 @@ const STORES: StoreKind[] = [
   ...[fileKind, s3Kind].map((upstream): StoreKind => ({
     name: `daemon before ${upstream.name}`,
     make: async () => daemonFor(await upstream.make()),
+    damageable: async () => {
+      const { store, damage } = await upstream.damageable();
+      return { store: await daemonFor(store), damage };
+    },
     denied: async () => ({ store: await daemonFor(await upstream.make(), { readOnly: true }), says: /HTTP 403.*read-only/ }),
   })),
 ];
@@ -140,6 +176,30 @@ for (const kind of STORES) {
     assert.equal(await bytesOf(await store.get('abort/v2-x.tar.zst')), Buffer.from('previous'));
     assert.equal((await store.list(undefined, 'abort/')).map((o) => o.key), ['abort/v2-x.tar.zst'],
       'no temporary object is listed');
+  });
+
+  test('a damaged archive is never restored: one warning, a miss, and the tree as it was', async () => {
+    const { store, damage } = await kind.damageable();
+    const work = join(dir, `integrity-${++prefixes}`);
+    const common = { store, cacheName: 'repo/main', cacheDirs: ['obj'] };
+    const tree = (n: number) => {
+      const root = join(work, `build-${n}`, 'source');
+      writeTree(root, { 'main.c': 'int main(void) { return 0; }\n' });
+      return { root, stateDir: join(work, `state-${n}`) };
+    };
+    const first = tree(1);
+    await restore({ ...common, ...first });
+    writeTree(first.root, { 'obj/a.o': randomBytes(256 << 10), 'obj/b.o': randomBytes(256 << 10) });
+    const saved = await save({ ...common, stateDir: first.stateDir });
+    assert.is(saved.outcome, 'saved', saved.reason);
+    await damage(saved.key);
+    const second = tree(2);
+    const warnings: string[] = [];
+    const report = await restore({ ...common, ...second, onWarning: (warning) => warnings.push(warning) });
+    assert.is.not(report.outcome, 'hit');
+    assert.is(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /digest|checksum|corrupt|damaged|refused/i);
+    assert.equal(readdirSync(second.root), ['main.c'], 'nothing of the damaged archive reached the tree');
   });
 
   test('a store that refuses writes: the put rejects with a StoreError saying why', async () => {
