@@ -180,7 +180,7 @@ function guarded(store: Store, deadline: Deadline): Store {
   const overrides: Partial<Store> = {
     get: async (key) => {
       const body = await under(() => store.get(key, deadline.signal));
-      return body && download(body);
+      return body && Object.assign(download(body), body.size === undefined ? {} : { size: body.size });
     },
     put: (key, body) => under(() => store.put(key, Readable.from(upload(body), { objectMode: false }), deadline.signal)),
     list: (_signal, under_) => under(() => store.list(deadline.signal, under_)),

@@ -18,5 +18,5 @@ export { FileStore } from './stores/file.js';
 // (a tenth of a second) into every program that uses the library, S3 or not.
 export { openStore, type S3Settings } from './stores/index.js';
 export type { S3Store } from './stores/s3.js';
-export type { Store, StoredObject } from './stores/store.js';
+export type { Store, StoredBody, StoredObject } from './stores/store.js';
 

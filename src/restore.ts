@@ -72,7 +72,8 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
     const unpacking = new PhaseReporter(config.onProgress, 'unpack');
-    const archive = await extractArchive(counted(body, new PhaseReporter(config.onProgress, 'fetch')), {
+    const fetching = new PhaseReporter(config.onProgress, 'fetch', body.size === undefined ? {} : { totalBytes: body.size });
+    const archive = await extractArchive(counted(body, fetching), {
       staging, cacheDirs: config.cacheDirs, limits: config.limits, signal: config.signal, pool: ctx.pool,
       treeSymlinks: new Set([...ctx.tree.symlinks].map(textFromBytePath)),
     });

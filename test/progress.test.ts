@@ -40,6 +40,7 @@ test('the library tells every phase of restore and save, each ending once with i
   await restore({ ...options, onProgress });
   assert.equal(ended.map((p) => p.phase), ['hash', 'fetch', 'unpack', 'apply']);
   assert.is(ended[1]!.bytes, saved.archiveBytes);
+  assert.is(ended[1]!.totalBytes, saved.archiveBytes, 'the store told the size before the download: the fetch has an ETA');
   assert.equal(ended.slice(2).map((p) => [p.files, p.bytes]), [[1, 100_000], [1, 100_000]]);
 });
 

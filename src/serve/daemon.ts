@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { describeError } from '../errors.js';
-import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, type ListedObject } from '../stores/protocol.js';
+import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, SIZE_HEADER, type ListedObject } from '../stores/protocol.js';
 import type { Store } from '../stores/store.js';
 import { DiskCache, type CachedMeta } from './disk-cache.js';
 import { loadPeerCredentials, mayWrite, peerOf, type Peer, type WritePolicy } from './peer.js';
@@ -123,7 +123,8 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
     }
     const writer = meta && await cache?.writer(key);
     // Chunked, with a trailer that says why when the upstream object fails half-way (a digest mismatch).
-    res.writeHead(200, { [PROTOCOL_HEADER]: String(DAEMON_PROTOCOL), trailer: FAILURE_TRAILER });
+    res.writeHead(200, { [PROTOCOL_HEADER]: String(DAEMON_PROTOCOL), trailer: FAILURE_TRAILER,
+      ...(body.size === undefined ? {} : { [SIZE_HEADER]: String(body.size) }) });
     let bytes = 0;
     try {
       for await (const chunk of body) {

@@ -3,8 +3,8 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { describeError, StoreError } from '../errors.js';
-import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, objectPath, type ListedObject } from './protocol.js';
-import type { Store, StoredObject } from './store.js';
+import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, SIZE_HEADER, objectPath, type ListedObject } from './protocol.js';
+import type { Store, StoredBody, StoredObject } from './store.js';
 
 const HINT = 'is nix-build-cache serve running, and its socket\'s directory in extra-sandbox-paths?';
 
@@ -50,7 +50,7 @@ export class DaemonStore implements Store {
     return text;
   }
 
-  async get(key: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer> | undefined> {
+  async get(key: string, signal?: AbortSignal): Promise<StoredBody | undefined> {
     const { sent, answer } = this.#request('read', key, 'GET', objectPath(key), signal);
     sent.end();
     const response = await answer;
@@ -59,7 +59,8 @@ export class DaemonStore implements Store {
       return undefined;
     }
     if (response.statusCode !== 200) await this.#expect('read', key, response, [200]);
-    return (async function* () {
+    const size = Number(response.headers[SIZE_HEADER] ?? response.headers['content-length'] ?? NaN);
+    return Object.assign((async function* () {
       try {
         for await (const chunk of response) yield chunk as Buffer;
       } catch (error) {
@@ -68,7 +69,7 @@ export class DaemonStore implements Store {
       // The daemon ends an answer it could not finish (a failed download or digest check) with a trailer.
       const failure = response.trailers[FAILURE_TRAILER];
       if (failure !== undefined) throw new StoreError('read', key, `the daemon could not finish the object: ${failure}`);
-    })();
+    })(), Number.isFinite(size) ? { size } : {});
   }
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { describeError, NbcError, StoreError } from '../errors.js';
-import type { Store, StoredObject } from './store.js';
+import type { Store, StoredBody, StoredObject } from './store.js';
 
 // A store directory that is group-writable (the set-up for many build users: `install -d -m 2775
 // -o root -g nixbld DIR`) is shared: what a save creates there is group-writable too, whatever the
@@ -84,7 +84,7 @@ export class FileStore implements Store {
     return path;
   }
 
-  async get(key: string): Promise<AsyncIterable<Buffer> | undefined> {
+  async get(key: string): Promise<StoredBody | undefined> {
     let handle;
     try {
       handle = await open(this.#path(key), 'r');
@@ -92,7 +92,8 @@ export class FileStore implements Store {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new StoreError('read', join(this.location, key), describeError(error), { cause: error });
     }
-    return handle.createReadStream({ highWaterMark: 1 << 20 });
+    const { size } = await handle.stat();
+    return Object.assign(handle.createReadStream({ highWaterMark: 1 << 20 }), { size });
   }
 
   /** Creates the directories of `path` below the store; in a shared store, group-writable and setgid. */

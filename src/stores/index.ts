@@ -3,7 +3,7 @@ import { FileStore } from './file.js';
 import type { S3Settings } from './s3.js';
 import type { Store } from './store.js';
 
-export type { Store, StoredObject } from './store.js';
+export type { Store, StoredBody, StoredObject } from './store.js';
 export type { S3Settings } from './s3.js';
 
 const S3_URL = /^s3:\/\/([^/]+)(?:\/(.*))?$/;

@@ -10,6 +10,8 @@
 export const DAEMON_PROTOCOL = 1;
 export const PROTOCOL_HEADER = 'nbc-protocol';
 export const FAILURE_TRAILER = 'nbc-error';
+/** The object's size where it is known before streaming (an answer sent chunked has no content-length). */
+export const SIZE_HEADER = 'nbc-size';
 
 export interface ListedObject {
   key: string;

@@ -10,7 +10,7 @@ import {
 } from '../core/pointer.js';
 import { ArchiveError, NbcError, StoreError } from '../errors.js';
 import { PatientCompletionHandler, smallText, statusOf, storeError, withIdleTimeout } from './s3-http.js';
-import type { Store, StoredObject } from './store.js';
+import type { Store, StoredBody, StoredObject } from './store.js';
 
 // The SDK is CommonJS: require() loads it about 0.1 s faster than import(), which first scans
 // every one of its modules for named exports. Every s3:// run pays this start-up, twice a build.
@@ -127,7 +127,7 @@ export class S3Store implements Store {
    * archive of the format before: its digest beside it). A pointer that is torn or names an
    * archive that is gone (a save or a prune replaced it just now) is read once more.
    */
-  async get(key: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer> | undefined> {
+  async get(key: string, signal?: AbortSignal): Promise<StoredBody | undefined> {
     for (let attempt = 1; ; attempt++) {
       const object = await this.#getBody(key, signal);
       if (!object?.Body) return undefined;
@@ -146,7 +146,7 @@ export class S3Store implements Store {
   }
 
   /** An archive of the format before pointers: the nonce in its metadata names its digest. */
-  async #legacy(key: string, body: Readable, nonce: string | undefined, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
+  async #legacy(key: string, body: Readable, nonce: string | undefined, signal?: AbortSignal): Promise<StoredBody> {
     let digest: Pointer | undefined;
     try {
       const object = nonce === undefined ? undefined : await this.#getBody(legacyDigestKey(key, nonce), signal);
@@ -166,10 +166,10 @@ export class S3Store implements Store {
   }
 
   /** The body, checked against the digest as it streams: more bytes than promised end it at once. */
-  #verified(body: Readable, digest: Pointer, where: string, signal?: AbortSignal): AsyncIterable<Buffer> {
+  #verified(body: Readable, digest: Pointer, where: string, signal?: AbortSignal): StoredBody {
     const timeout = this.#settings.socketTimeout;
     const fail = (error: unknown) => this.#storeError('download', where, error);
-    return (async function* verified() {
+    return Object.assign((async function* verified() {
       const hash = createHash('sha256');
       let bytes = 0;
       try {
@@ -187,7 +187,7 @@ export class S3Store implements Store {
       if (bytes !== digest.bytes || hash.digest('hex') !== digest.sha256) {
         throw new ArchiveError(`digest mismatch: got ${bytes} bytes, expected ${digest.bytes} with another SHA-256`, where);
       }
-    })();
+    })(), { size: digest.bytes });
   }
 
   /**

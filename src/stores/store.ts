@@ -7,12 +7,17 @@ export interface StoredObject {
   modified: Date;
 }
 
+/** An object's bytes, and its size when the store knows it before they are read (for progress). */
+export interface StoredBody extends AsyncIterable<Buffer> {
+  size?: number;
+}
+
 /** Where archives live. Keys are `/`-separated and already validated. */
 export interface Store {
   /** Where the store is, for messages; never holds credentials. */
   readonly location: string;
   /** The object's bytes as a stream, or undefined when there is no such object. */
-  get(key: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer> | undefined>;
+  get(key: string, signal?: AbortSignal): Promise<StoredBody | undefined>;
   /** Writes the object so that readers see either the previous one or the whole new one. */
   put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
   /** Every object in the store whose key starts with `under` (default: all), in no particular order. */
