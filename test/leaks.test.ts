@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -31,7 +31,29 @@ test.after(async () => {
   await remove();
 });
 
-const openDescriptors = () => readdirSync('/proc/self/fd').length;
+/** Socket inodes whose local port is `port` (the in-process S3 server's side of its connections). */
+function serverSockets(port: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length > 9 && parseInt(fields[1]!.split(':')[1]!, 16) === port) inodes.add(fields[9]!);
+    }
+  }
+  return inodes;
+}
+
+/**
+ * This process's descriptors, less the S3 server's side of its connections: s3rver runs in this
+ * process and closes its side only when it reads the client's close, a moment later.
+ */
+function openDescriptors(): number {
+  const server = serverSockets(s3.port);
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    const target = (() => { try { return readlinkSync(`/proc/self/fd/${fd}`); } catch { return ''; } })();
+    return !server.has(/^socket:\[(\d+)\]$/.exec(target)?.[1] ?? '');
+  }).length;
+}
 const GOOD = [{ path: 'obj/', type: 'Directory' as const }, { path: 'obj/a.o', data: 'object a' }];
 const zstd = (data: Buffer) => execFileSync('zstd', ['-q', '-c'], { input: data, maxBuffer: 1 << 30 });
 
