@@ -218,7 +218,12 @@ test('S3 through the host daemon: exact warm build inside the sandbox, no creden
     assert.equal(warm.compiled, [`${unitName(3)}.c`]);
     assert.not.match(warm.log, CACHE_TROUBLE, warm.log.slice(-3000));
     assert.ok(prog(warm).equals(prog(await build(await sources(v2), store, { wrap: false, extraSandboxPaths: visible }))));
-    for (const each of [cold, warm]) {
+    const noop = await build(await sources(v2), store, { extraSandboxPaths: visible });
+    assert.match(noop.log, /restore: hit main/);
+    assert.equal(noop.compiled, []);
+    assert.not.ok(noop.linked);
+    assert.ok(prog(noop).equals(prog(warm)));
+    for (const each of [cold, warm, noop]) {
       assertCleanEnvironment(each);
       assert.not.ok(each.log.includes(DAEMON_SECRET), 'the daemon\'s secret reached the build');
     }
