@@ -38,6 +38,8 @@ async function build(work: string, files: Record<string, string>, cached: boolea
 
 export async function buildBench(quick: boolean): Promise<Result[]> {
   const work = await mkdtemp(join(benchDir(), 'nbc-bench-build-'));
+  // The store of Nix builds exists beforehand (restore and save do not create one there).
+  await mkdir(join(work, 'store'));
   try {
     // The targets are about this project: quick mode only runs each build once.
     const units = 400;
@@ -57,6 +59,10 @@ export async function buildBench(quick: boolean): Promise<Result[]> {
       return (warm = await build(work, current, true)).seconds;
     });
     const sameSeconds = await median(runs, async () => (same = await build(work, current, true)).seconds);
+    // Figures of a cache that did not hit would measure nothing: the overhead one would even pass.
+    if (warm!.compiled !== 1 || same!.compiled !== 0) {
+      throw new Error(`the cached builds compiled ${warm!.compiled} and ${same!.compiled} files, not 1 and 0: the cache did not hit`);
+    }
     const label = `${units + 1}-file C project, make -j2`;
     return [
       { bench: 'build', figure: `${label}: cold, cached (compiled ${cold.compiled})`, value: cold.seconds, unit: 's', baseline: 'no cache', baselineValue: plain, ratio: plain / cold.seconds },

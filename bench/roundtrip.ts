@@ -5,7 +5,7 @@
 //     tar | xz, `aws s3 cp` both ways).
 //   Local store: ours vs tar | zstd -1 -T2 to a file and back, and ours with gzip (the codec choice).
 // Usage: node dist/bench/roundtrip.js [--quick] [--json FILE]
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { S3Store } from '../src/stores/s3.js';
@@ -33,6 +33,8 @@ export async function ours(work: string, cacheDir: string, store: string, env: N
     await mkdir(root, { recursive: true });
     await writeFile(join(root, 'main.c'), 'int main(void) { return 0; }\n');
   }
+  // The store of Nix builds exists beforehand (restore and save do not create one there).
+  if (!store.includes('://')) await mkdir(store, { recursive: true });
   const args = ['--cache-name', `rt-${fresh}`, '--cache-dir', 'obj', '--store', store, '--quiet'];
   const options = (root: string) => ({ cwd: root, env: { ...env, NIX_BUILD_TOP: join(root, '..') } });
   await run(process.execPath, [CLI, 'restore', ...args], options(builds[0]!));
@@ -42,7 +44,10 @@ export async function ours(work: string, cacheDir: string, store: string, env: N
     const started = process.hrtime.bigint();
     await run(process.execPath, [CLI, 'save', ...args], options(builds[0]!));
     await run(process.execPath, [CLI, 'restore', ...args], options(builds[1]!));
-    return Number(process.hrtime.bigint() - started) / 1e9;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    // A round trip that restored nothing measured nothing: fail rather than report it.
+    await stat(join(builds[1]!, 'obj')).catch(() => { throw new Error(`the round trip through ${store} restored nothing`); });
+    return seconds;
   } finally {
     await rename(built, cacheDir);
     await rm(top, { recursive: true, force: true });
