@@ -1,5 +1,4 @@
-import { cacheNameOf } from './core/prune.js';
-import { objectKey, whyMissing } from './core/key.js';
+import { cacheNameOf, objectKey, whyMissing } from './core/key.js';
 import { ConfigError, describeError } from './errors.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
 import type { Attempt, RestoreReport } from './report.js';

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import { cacheNameOf, RESTORED_SUFFIX, selectForPrune, type CacheObject, type PruneRule } from './core/prune.js';
+import { cacheNameOf } from './core/key.js';
+import { RESTORED_SUFFIX, selectForPrune, type CacheObject, type PruneRule } from './core/prune.js';
 import { checkPositiveInteger } from './core/config.js';
 import { ConfigError } from './errors.js';
 import { checkStoreLocation, openStore, type S3Settings, type Store } from './stores/index.js';

@@ -4,7 +4,34 @@ import type { Compression } from './config.js';
 /** Version of the archive layout; bump it when an archive's meaning changes. */
 export const ARCHIVE_FORMAT = 2;
 
+// The one owner of archive key naming: how keys are made and read (ls, prune, misses, the S3
+// pointer layout all read them here), so a new codec or field cannot vanish from one of them.
 const EXTENSIONS: Record<Compression, string> = { gzip: '.tar.gz', zstd: '.tar.zst', none: '.tar' };
+const escaped = (text: string) => text.replace(/[.]/g, '\\.');
+/** The pattern of any archive extension, without anchors (longest first, so .tar.gz is not read as .tar). */
+export const EXTENSION_PATTERN = `(?:${Object.values(EXTENSIONS).sort((a, b) => b.length - a.length).map(escaped).join('|')})`;
+const ARCHIVE_KEY = new RegExp(`^(.+)/v(\\d+)-([0-9a-f]{8})([0-9a-f]{8})(${EXTENSION_PATTERN})$`);
+
+export interface ArchiveKey {
+  name: string;
+  format: number;
+  /** Hash of the format, cache dirs and compression. */
+  settings: string;
+  /** Hash of the salt. */
+  salt: string;
+  extension: string;
+}
+
+/** What an archive key says, or undefined for any other object (a marker, an S3 archive object, a digest). */
+export function parseArchiveKey(key: string): ArchiveKey | undefined {
+  const match = ARCHIVE_KEY.exec(key);
+  return match ? { name: match[1]!, format: Number(match[2]), settings: match[3]!, salt: match[4]!, extension: match[5]! } : undefined;
+}
+
+/** The cache name of an archive key, or undefined for anything else (digests, temporary files, markers). */
+export function cacheNameOf(key: string): string | undefined {
+  return parseArchiveKey(key)?.name;
+}
 
 export interface KeyInputs {
   cacheDirs: readonly string[];
@@ -33,11 +60,10 @@ export function objectKey(name: string, inputs: KeyInputs): string {
  * settings (format, cache dirs, compression) do. Undefined when there are no others.
  */
 export function whyMissing(wanted: string, others: readonly string[]): string | undefined {
-  const version = (key: string) => /\/v(\d+)-([0-9a-f]{8})([0-9a-f]{8})\.tar(?:\.gz|\.zst)?$/.exec(key);
-  const mine = version(wanted);
-  const found = others.map(version).filter((match) => match !== null);
+  const mine = parseArchiveKey(wanted);
+  const found = others.map(parseArchiveKey).filter((parsed) => parsed !== undefined);
   if (!mine || found.length === 0) return undefined;
-  if (found.some((match) => match[1] === mine[1] && match[2] === mine[2])) {
+  if (found.some((parsed) => parsed.format === mine.format && parsed.settings === mine.settings)) {
     return 'archives of this name exist for another toolchain salt (the compiler or build inputs changed)';
   }
   return 'archives of this name exist for other settings (cache dirs, compression or archive format)';

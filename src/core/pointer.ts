@@ -2,7 +2,8 @@
 // own (`main/v2-….tar.zst` → `main/v2-….<nonce>.tar.zst`), never written again, and only then
 // replaces the small pointer at the cache's key that names it with its SHA-256. A reader follows
 // the pointer, so it reads one whole archive of one writer whatever the order in which racing
-// writers finish. This module owns the naming.
+// writers finish. This module owns the naming of what lies beside a cache key (core/key.ts, of the key).
+import { EXTENSION_PATTERN } from './key.js';
 
 /** What the pointer at a cache's key says. */
 export interface Pointer {
@@ -21,10 +22,10 @@ export const POINTER_SIZE = 256;
 
 const NONCE = /^[0-9a-f]{16}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
-const EXTENSION = /\.tar(?:\.gz|\.zst)?$/;
-const ARCHIVE_OBJECT = /^(.+?)\.([0-9a-f]{16})(\.tar(?:\.gz|\.zst)?)$/;
+const EXTENSION = new RegExp(`${EXTENSION_PATTERN}$`);
+const ARCHIVE_OBJECT = new RegExp(`^(.+?)\\.([0-9a-f]{16})(${EXTENSION_PATTERN})$`);
 /** A digest beside an archive of the format before pointers. */
-const LEGACY_DIGEST = /^(.+\.tar(?:\.gz|\.zst)?)\.([0-9a-f]{16})\.sha256$/;
+const LEGACY_DIGEST = new RegExp(`^(.+${EXTENSION_PATTERN})\\.([0-9a-f]{16})\\.sha256$`);
 
 /** Whether `key` names an archive (written through a pointer), not another object (a marker). */
 export function isArchiveKey(key: string): boolean {

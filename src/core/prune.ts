@@ -21,13 +21,6 @@ export function lastUsed(object: CacheObject): number {
   return Math.max(object.modified.getTime(), object.lastRestored?.getTime() ?? 0);
 }
 
-const ARCHIVE_KEY = /^(.+)\/v\d+-[0-9a-f]{16}\.tar(\.gz|\.zst)?$/;
-
-/** The cache name of an archive key, or undefined for anything else (digests, temporary files). */
-export function cacheNameOf(key: string): string | undefined {
-  return ARCHIVE_KEY.exec(key)?.[1];
-}
-
 const UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
 
 /** "90s", "30m", "12h", "7d", "2w" → milliseconds; undefined when not of that form. */

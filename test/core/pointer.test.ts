@@ -1,5 +1,5 @@
 import { suite } from 'uvu';
-import { cacheNameOf } from '../../src/core/prune.js';
+import { cacheNameOf } from '../../src/core/key.js';
 import * as assert from 'uvu/assert';
 import {
   archiveObjectKey, besideOf, besidePrefix, collectable, formatPointer, logicalListing, ORPHAN_AGE_MS, parsePointer, POINTER_SIZE,

@@ -1,7 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseCredentials } from '../../src/core/credentials.js';
-import { cacheNameOf, parseDuration, selectForPrune, type CacheObject } from '../../src/core/prune.js';
+import { cacheNameOf } from '../../src/core/key.js';
+import { parseDuration, selectForPrune, type CacheObject } from '../../src/core/prune.js';
 
 const NOW = Date.parse('2026-11-25T12:00:00Z');
 const DAY = 86_400_000;
