@@ -24,6 +24,13 @@ export interface CacheOptions {
   compression?: Compression;
   /** Anything else that makes archives incompatible (a toolchain fingerprint); part of the key. */
   salt?: string;
+  /**
+   * What a cache is in the store: "archive" (one tar per save, the default) or "blobs" (one blob per
+   * artifact, new blobs packed per save, a manifest written last: saves and restores move what changed).
+   */
+  layout?: Layout;
+  /** The local blob cache of the blob layout, size-capped. Default $XDG_CACHE_HOME/nix-build-cache/blobs. */
+  blobCache?: string;
   /** Throw on any cache problem instead of warning and going on. Default false. */
   strict?: boolean;
   /** Worker threads for hashing and setting times. Default: the number of cores. */
@@ -60,16 +67,20 @@ export interface SaveOptions extends CacheOptions {
   allowPartial?: boolean;
 }
 
-const DEFAULTS = { compression: 'zstd', strict: false, fallbacks: [], explain: false } as const;
+export const LAYOUTS = ['archive', 'blobs'] as const;
+export type Layout = (typeof LAYOUTS)[number];
+
+const DEFAULTS = { compression: 'zstd', layout: 'archive', strict: false, fallbacks: [], explain: false } as const;
 
 export interface ResolvedOptions extends Readonly<Required<Omit<RestoreOptions,
-  'root' | 'stateDir' | 'salt' | 'threads' | 'deadlineMs' | 'signal' | 'onWarning' | 'onProgress' | 's3' | 'limits'>>> {
+  'root' | 'stateDir' | 'salt' | 'blobCache' | 'threads' | 'deadlineMs' | 'signal' | 'onWarning' | 'onProgress' | 's3' | 'limits'>>> {
   readonly limits: ExtractLimits;
   readonly s3: S3Settings;
   readonly cacheDirs: readonly string[];
   readonly root: string | undefined;
   readonly stateDir: string | undefined;
   readonly salt: string | undefined;
+  readonly blobCache: string | undefined;
   readonly threads: number | undefined;
   readonly deadlineMs: number | undefined;
   readonly signal: AbortSignal | undefined;
@@ -107,6 +118,7 @@ export function resolveOptions(options: RestoreOptions): ResolvedOptions {
     checkCacheName('cacheName', options.cacheName),
     ...fallbacks.map((name, i) => checkCacheName(`fallbacks[${i}]`, name)),
     checkChoice('compression', options.compression ?? DEFAULTS.compression, COMPRESSIONS),
+    checkChoice('layout', options.layout ?? DEFAULTS.layout, LAYOUTS),
     options.threads === undefined ? undefined : checkPositiveInteger('threads', options.threads),
     options.deadlineMs === undefined ? undefined : checkPositiveInteger('deadlineMs', options.deadlineMs),
     options.salt === undefined || typeof options.salt === 'string' ? undefined : `salt: must be a string (got ${typeof options.salt})`,
@@ -125,6 +137,8 @@ export function resolveOptions(options: RestoreOptions): ResolvedOptions {
     stateDir: options.stateDir === undefined ? undefined : resolve(options.stateDir),
     compression: options.compression ?? DEFAULTS.compression,
     salt: options.salt,
+    layout: options.layout ?? DEFAULTS.layout,
+    blobCache: options.blobCache === undefined ? undefined : resolve(options.blobCache),
     strict: options.strict ?? DEFAULTS.strict,
     explain: options.explain ?? DEFAULTS.explain,
     limits: Object.freeze({ ...DEFAULT_LIMITS, ...options.limits }),

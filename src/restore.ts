@@ -3,7 +3,8 @@ import { join, relative } from 'node:path';
 import { applyPlan, createdPaths } from './apply.js';
 import { extractArchive } from './archive.js';
 import { parseManifest } from './core/manifest.js';
-import { cacheNameOf, objectKey, whyMissing } from './core/key.js';
+import { blobArchive, cacheKey, defaultBlobCache } from './blobs.js';
+import { cacheNameOf, whyMissing } from './core/key.js';
 import { redact } from './core/redact.js';
 import { DeadlineError, withDeadline } from './deadline.js';
 import { bytePathFromText, textFromBytePath, type BytePath } from './core/paths.js';
@@ -66,7 +67,9 @@ function restoredFingerprint(plan: RestorePlan): string {
  */
 async function tryCache(ctx: Context, name: string, key: string): Promise<string | undefined> {
   const { config, report } = ctx;
-  const body = await ctx.store.get(key, config.signal);
+  const body = config.layout === 'blobs'
+    ? await blobArchive({ store: ctx.store, key, stateDir: ctx.stateDir, cacheDir: config.blobCache ?? defaultBlobCache(), signal: config.signal })
+    : await ctx.store.get(key, config.signal);
   if (!body) return undefined;
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
@@ -160,7 +163,7 @@ async function removeStaleStaging(stateDir: string): Promise<void> {
 async function restoreFirstUsable(ctx: Context): Promise<void> {
   const { config, report } = ctx;
   for (const name of [config.cacheName, ...config.fallbacks]) {
-    const key = objectKey(name, config);
+    const key = cacheKey(name, config);
     try {
       const artifacts = await tryCache(ctx, name, key);
       if (artifacts === undefined) {

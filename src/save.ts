@@ -5,7 +5,8 @@ import { listArtifacts, printable, someOf, type ArtifactEntry, type Artifacts } 
 import { formatManifest } from './core/manifest.js';
 import type { ArchiveMeta } from './core/meta.js';
 import { artifactFingerprint, type ArtifactState } from './core/plan.js';
-import { ARCHIVE_FORMAT, objectKey } from './core/key.js';
+import { cacheKey, defaultBlobCache, knownBlobs, saveBlobs } from './blobs.js';
+import { ARCHIVE_FORMAT } from './core/key.js';
 import { ConfigError, describeError, NbcError } from './errors.js';
 import { otherTree, provenManifest } from './freshness.js';
 import { resolveOptions, type SaveOptions } from './options.js';
@@ -61,7 +62,7 @@ function whyNotSaved(artifacts: Artifacts, cacheDirs: readonly string[], allowPa
 export async function save(options: SaveOptions): Promise<SaveReport> {
   const config = resolveOptions(options);
   const started = Date.now();
-  const key = objectKey(config.cacheName, config);
+  const key = cacheKey(config.cacheName, config);
   const report: SaveReport = {
     command: 'save', outcome: 'skipped', cacheName: config.cacheName, key, buildFailed: options.buildFailed === true,
     files: 0, dirs: 0, bytes: 0, archiveBytes: 0, warnings: [], seconds: 0,
@@ -117,7 +118,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
         const opened = store = await openStore(config.store, config.s3);
         const packing = new PhaseReporter(config.onProgress, 'pack');
         const body = packArchive({
-          root, realRoot, entries: artifacts.entries, compression: config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
+          root, realRoot, entries: artifacts.entries, compression: config.layout === 'blobs' ? 'none' : config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
           onSkipped: (skipped) => warn(`not saved: ${skipped.length} entries that could not be read or changed while saving: `
             + `${someOf(skipped.map(([path, reason]) => `${printable(path)} (${reason})`))}`),
           metaFiles: (counts, digests, rooted) => {
@@ -136,8 +137,13 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
           },
         });
         const uploading = new PhaseReporter(config.onProgress, 'upload');
-        report.archiveBytes = (await withDeadline(opened, config,
-          (guarded) => guarded.put(key, Readable.from(counted(body, uploading)), config.signal))).bytes;
+        const blobCache = config.blobCache ?? defaultBlobCache();
+        report.archiveBytes = (await withDeadline(opened, config, async (guarded) => (config.layout === 'blobs'
+          ? saveBlobs({
+            store: guarded, key, tar: counted(body, uploading), cacheDir: blobCache, signal: config.signal,
+            known: await knownBlobs(guarded, loaded.dir, blobCache, config.signal),
+          })
+          : guarded.put(key, Readable.from(counted(body, uploading)), config.signal)))).bytes;
         report.outcome = 'saved';
       });
     }

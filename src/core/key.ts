@@ -68,3 +68,32 @@ export function whyMissing(wanted: string, others: readonly string[]): string | 
   }
   return 'archives of this name exist for other settings (cache dirs, compression or archive format)';
 }
+
+/** Version of the blob layout's manifest (core/blobs.ts); part of its key. */
+export const BLOBS_FORMAT = 1;
+const BLOBS_KEY = /^(.+)\/b(\d+)-[0-9a-f]{16}\.blobs$/;
+const PACK_KEY = /^blobs\/packs\/[0-9a-f]{16}\.pack$/;
+
+/**
+ * The key of a cache in the blob layout: its manifest, `<name>/b<format>-<settings><salt>.blobs`
+ * (settings: the format and cache dirs; blobs are stored uncompressed, see core/blobs.ts).
+ */
+export function blobsKey(name: string, inputs: KeyInputs): string {
+  return `${name}/b${BLOBS_FORMAT}-${shortHash([BLOBS_FORMAT, [...inputs.cacheDirs].sort()])}${shortHash(inputs.salt ?? '')}.blobs`;
+}
+
+/** The cache name of a blob-layout manifest key, or undefined for anything else. */
+export function blobsNameOf(key: string): string | undefined {
+  return BLOBS_KEY.exec(key)?.[1];
+}
+
+/** Where every pack lives, whatever the cache: a blob is shared by every cache that holds it. */
+export const PACKS_PREFIX = 'blobs/packs/';
+
+export function packKey(nonce: string): string {
+  return `${PACKS_PREFIX}${nonce}.pack`;
+}
+
+export function isPackKey(key: string): boolean {
+  return PACK_KEY.test(key);
+}

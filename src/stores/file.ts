@@ -96,6 +96,23 @@ export class FileStore implements Store {
     return Object.assign(handle.createReadStream({ highWaterMark: 1 << 20 }), { size });
   }
 
+  async getRange(key: string, start: number, end: number): Promise<Buffer | undefined> {
+    let handle;
+    try {
+      handle = await open(this.#path(key), 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StoreError('read', join(this.location, key), describeError(error), { cause: error });
+    }
+    try {
+      const data = Buffer.alloc(end - start);
+      const { bytesRead } = await handle.read(data, 0, data.length, start);
+      return data.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** Creates the directories of `path` below the store; in a shared store, group-writable and setgid. */
   async #makeParents(path: string, shared: boolean): Promise<void> {
     if (!shared) {

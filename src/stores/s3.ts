@@ -122,6 +122,18 @@ export class S3Store implements Store {
     }
   }
 
+  /** Bytes [start, end) of a plain object (a pack), by a Range GET. */
+  async getRange(key: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer | undefined> {
+    try {
+      const object = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Range: `bytes=${start}-${end - 1}` }),
+        { abortSignal: signal });
+      return Buffer.from(await object.Body!.transformToByteArray());
+    } catch (error) {
+      if (statusOf(error) === 404 && (error as Error).name !== 'NoSuchBucket') return undefined;
+      throw await this.#storeError('download', this.#where(key), error);
+    }
+  }
+
   /**
    * Follows the pointer at `key` to the archive it names and streams it, checking its SHA-256 (an
    * archive of the format before: its digest beside it). A pointer that is torn or names an

@@ -18,6 +18,11 @@ export interface Store {
   readonly location: string;
   /** The object's bytes as a stream, or undefined when there is no such object. */
   get(key: string, signal?: AbortSignal): Promise<StoredBody | undefined>;
+  /**
+   * Bytes [start, end) of the object (a blob in a pack), or undefined when there is no such object.
+   * Optional: where a store lacks it, readers read the object from its start (see blobs.ts).
+   */
+  getRange?(key: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer | undefined>;
   /** Writes the object so that readers see either the previous one or the whole new one. */
   put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
   /** Every object in the store whose key starts with `under` (default: all), in no particular order. */

@@ -1,0 +1,86 @@
+// The blob layout's manifest: the one object at a cache's key, written last. It lists the tar
+// entries of the archive the save would have written, in its order (paths, modes, times, link
+// targets), each file's content named by its SHA-256, and where each blob lies: a pack (a plain
+// tar of blobs named by their hash, never rewritten) and the byte range of its content there.
+// Restore turns it back into that tar, so every check of unpacking applies unchanged.
+import { BLOBS_FORMAT, isPackKey } from './key.js';
+
+export type EntryType = 'File' | 'Directory' | 'SymbolicLink' | 'Link';
+
+export interface BlobEntry {
+  /** The path as the tar has it (the meta files under .cache-meta included). */
+  path: string;
+  type: EntryType;
+  mode: number;
+  /** Seconds; directories have none. */
+  mtime?: number;
+  size: number;
+  /** A file's content (its SHA-256, hex). */
+  blob?: string;
+  /** A symlink's or hard link's target. */
+  linkpath?: string;
+}
+
+/** Where a blob's content lies: `pack` (a key), bytes [offset, offset + size). */
+export interface BlobLocation {
+  pack: string;
+  offset: number;
+  size: number;
+}
+
+export interface BlobManifest {
+  entries: BlobEntry[];
+  blobs: Map<string, BlobLocation>;
+}
+
+const TYPES: Record<string, EntryType> = { f: 'File', d: 'Directory', l: 'SymbolicLink', h: 'Link' };
+const LETTERS: Record<EntryType, string> = { File: 'f', Directory: 'd', SymbolicLink: 'l', Link: 'h' };
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+type Row = [path: string, type: string, mode: number, mtime: number | null, size: number, blobOrLink: string | null];
+
+/** The manifest as JSON text (the caller compresses it): packs listed once, blobs by index. */
+export function formatBlobManifest(manifest: BlobManifest): string {
+  const packs = [...new Set([...manifest.blobs.values()].map((l) => l.pack))].sort();
+  const index = new Map(packs.map((pack, i) => [pack, i]));
+  const blobs: Record<string, [number, number, number]> = {};
+  for (const [id, l] of manifest.blobs) blobs[id] = [index.get(l.pack)!, l.offset, l.size];
+  const entries: Row[] = manifest.entries.map((e) => [e.path, LETTERS[e.type], e.mode, e.mtime ?? null, e.size, e.blob ?? e.linkpath ?? null]);
+  return JSON.stringify({ format: BLOBS_FORMAT, packs, blobs, entries });
+}
+
+const count = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/** The manifest in `text`, or the first problem with it. Paths are checked later, by unpacking. */
+export function parseBlobManifest(text: string): BlobManifest | { problem: string } {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return { problem: 'the blob manifest is not JSON' };
+  }
+  if (value?.format !== BLOBS_FORMAT) return { problem: `blob manifest of format ${String(value?.format)}, not ${BLOBS_FORMAT}` };
+  const { packs, blobs, entries } = value;
+  if (!Array.isArray(packs) || !packs.every((p) => typeof p === 'string' && isPackKey(p))) return { problem: 'bad pack list' };
+  if (typeof blobs !== 'object' || blobs === null || !Array.isArray(entries)) return { problem: 'no blobs or entries' };
+  const locations = new Map<string, BlobLocation>();
+  for (const [id, where] of Object.entries(blobs as Record<string, unknown>)) {
+    const [pack, offset, size] = Array.isArray(where) ? where as unknown[] : [];
+    if (!SHA256_HEX.test(id) || !count(pack) || pack >= packs.length || !count(offset) || !count(size)) return { problem: `bad blob ${id}` };
+    locations.set(id, { pack: packs[pack] as string, offset, size });
+  }
+  const parsed: BlobEntry[] = [];
+  for (const row of entries as unknown[]) {
+    const [path, letter, mode, mtime, size, ref] = Array.isArray(row) ? row as unknown[] : [];
+    const type = TYPES[String(letter)];
+    if (typeof path !== 'string' || !type || !count(mode) || !(mtime === null || count(mtime)) || !count(size)
+      || !(ref === null || typeof ref === 'string')) return { problem: `bad entry ${JSON.stringify(row)}` };
+    const entry: BlobEntry = { path, type, mode, size, ...(mtime === null ? {} : { mtime }) };
+    if (type === 'File') {
+      if (typeof ref !== 'string' || locations.get(ref)?.size !== size) return { problem: `entry ${path} names no blob of its size` };
+      entry.blob = ref;
+    } else if (ref !== null) entry.linkpath = ref;
+    parsed.push(entry);
+  }
+  return { entries: parsed, blobs: locations };
+}

@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { restore, save } from '../src/index.js';
+import type { RestoreOptions } from '../src/options.js';
+import { snapshot, tempDir, writeTree } from './helpers.js';
+import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
+
+// The blob layout (#17, first milestone): the same tree and times as the archive layout, a warm
+// save that writes about what changed, corruption found by hash, racing saves, a fresh machine.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+const test = suite('blob layout');
+let work: string;
+let remove: () => Promise<void>;
+let s3: TestS3;
+test.before(async () => {
+  ({ dir: work, remove } = await tempDir());
+  s3 = await startS3('blobs');
+});
+test.after(async () => {
+  await s3.close();
+  await remove();
+});
+
+const SOURCES = { 'src/a.c': 'int a;\n', 'src/b.c': 'int b;\n', 'Makefile': 'all:\n' };
+const ARTIFACT = 64 << 10;
+let builds = 0;
+
+/** Options of a build in a fresh root, with its own state dir and (unless given) blob cache. */
+function machine(store: string, layout: 'archive' | 'blobs', blobCache?: string): RestoreOptions & { root: string } {
+  const top = join(work, `build-${++builds}`);
+  const root = join(top, 'source');
+  writeTree(root, SOURCES);
+  const s3Options = store.startsWith('s3://')
+    ? { s3: { endpoint: s3.endpoint, region: 'us-east-1', credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'x' } } } : {};
+  return {
+    store, cacheName: 'main', cacheDirs: ['obj'], root, stateDir: join(top, 'state'), layout, blobCache: blobCache ?? join(top, 'blobs'),
+    compression: 'gzip', threads: 1, ...s3Options,
+  };
+}
+
+/** Writes the artifacts a build makes: 20 objects, an empty file, a symlink, an empty dir. */
+function compile(root: string, seed: Buffer[]): void {
+  const files: Record<string, Buffer | string> = { 'obj/empty': '' };
+  seed.forEach((data, i) => { files[`obj/sub/o${i}.o`] = data; });
+  writeTree(root, files, 1000 + seed.length);
+  symlinkSync('sub/o0.o', join(root, 'obj/link'));
+  mkdirSync(join(root, 'obj/empty-dir'));
+}
+
+const objects = () => Array.from({ length: 20 }, () => randomBytes(ARTIFACT));
+
+function storeBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const info = statSync(join(dir, name));
+    if (info.isFile()) total += info.size;
+  }
+  return total;
+}
+
+async function saveBuild(options: RestoreOptions & { root: string }, seed: Buffer[]) {
+  const missed = await restore(options);
+  assert.equal(missed.warnings, []);
+  compile(options.root, seed);
+  const saved = await save(options);
+  assert.is(saved.outcome, 'saved', saved.reason);
+  return saved;
+}
+
+test('a round trip gives the same tree and times as the archive layout, on a fresh machine too', async () => {
+  const seed = objects();
+  const trees: Record<string, unknown> = {};
+  for (const layout of ['archive', 'blobs'] as const) {
+    const store = join(work, `store-${layout}`);
+    await saveBuild(machine(store, layout), seed);
+    const fresh = machine(store, layout);
+    const report = await restore(fresh);
+    assert.is(report.outcome, 'hit', JSON.stringify(report.attempts));
+    assert.equal(report.warnings, []);
+    // Times are placed relative to when restore ran: compared as offsets from one artifact's. Directories
+    // get no saved times (as in the archive layout), only when they were made.
+    const lines = snapshot(join(fresh.root, 'obj'));
+    const base = BigInt(/mtime=(\d+)/.exec(lines['sub/o0.o']!)![1]!);
+    const tree = Object.entries(lines).map(([path, line]) => `${path} ${line.startsWith('dir') ? line.replace(/ mtime=\d+/, '')
+      : line.replace(/mtime=(\d+)/, (_, ns: string) => `offset=${BigInt(ns) - base}`)}`);
+    trees[layout] = { tree, artifacts: report.artifacts };
+  }
+  assert.ok((trees.blobs as { tree: string[] }).tree.length > 20);
+  assert.equal(trees.blobs, trees.archive);
+});
+
+test('a warm save after a one-file edit writes about that file', async () => {
+  const store = join(work, 'store-warm');
+  const seed = objects();
+  const first = await saveBuild(machine(store, 'blobs'), seed);
+  assert.ok(first.archiveBytes > 20 * ARTIFACT, String(first.archiveBytes));
+  const next = machine(store, 'blobs');
+  assert.is((await restore(next)).outcome, 'hit');
+  writeTree(next.root, { 'src/a.c': 'int a = 1;\n' }, 5);
+  writeTree(next.root, { 'obj/sub/o3.o': randomBytes(ARTIFACT) }, 2000);
+  const before = storeBytes(store);
+  const warm = await save(next);
+  assert.is(warm.outcome, 'saved', warm.reason);
+  const written = storeBytes(store) - before;
+  // The old manifest is replaced: what the store grew by is at most what was written.
+  assert.ok(warm.archiveBytes <= 2 * ARTIFACT + (64 << 10), `${warm.archiveBytes} bytes written`);
+  assert.ok(written <= warm.archiveBytes, `${written} > ${warm.archiveBytes}`);
+  const check = machine(store, 'blobs');
+  writeTree(check.root, { 'src/a.c': 'int a = 1;\n' }, 5);
+  assert.is((await restore(check)).outcome, 'hit');
+  assert.equal(readFileSync(join(check.root, 'obj/sub/o3.o')), readFileSync(join(next.root, 'obj/sub/o3.o')));
+});
+
+test('a corrupted blob is found by its hash and is a miss with one warning', async () => {
+  const store = join(work, 'store-corrupt');
+  await saveBuild(machine(store, 'blobs'), objects());
+  const packs = readdirSync(join(store, 'blobs/packs'));
+  assert.is(packs.length, 1);
+  const pack = join(store, 'blobs/packs', packs[0]!);
+  const data = readFileSync(pack);
+  data[512 * 8 + 100]! ^= 0xff;
+  writeFileSync(pack, data);
+  const fresh = machine(store, 'blobs');
+  const report = await restore(fresh);
+  assert.is(report.outcome, 'miss');
+  assert.is(report.attempts[0]?.result, 'unusable');
+  assert.is(report.warnings.length, 1);
+  assert.match(report.warnings[0]!, /does not match its hash/);
+  assert.equal(readdirSync(fresh.root).sort(), ['Makefile', 'src']);
+});
+
+test('a damaged local blob is a miss once, then fetched again', async () => {
+  const store = join(work, 'store-local');
+  const cache = join(work, 'shared-blobs');
+  await saveBuild(machine(store, 'blobs', cache), objects());
+  const sub = readdirSync(cache).find((name) => /^[0-9a-f]{2}$/.test(name))!;
+  const blob = join(cache, sub, readdirSync(join(cache, sub))[0]!);
+  const data = readFileSync(blob);
+  data[0]! ^= 0xff;
+  writeFileSync(blob, data);
+  const damaged = await restore(machine(store, 'blobs', cache));
+  assert.is(damaged.outcome, 'miss');
+  assert.match(damaged.warnings.join('\n'), /local blob .* does not match its hash/);
+  assert.is((await restore(machine(store, 'blobs', cache))).outcome, 'hit');
+});
+
+test('on S3: a fresh machine restores by ranges, and racing saves leave a whole manifest', async () => {
+  const store = `s3://${s3.bucket}/race`;
+  const seeds = [objects(), objects()];
+  const builds = seeds.map(() => machine(store, 'blobs'));
+  for (const options of builds) assert.is((await restore(options)).outcome, 'miss');
+  builds.forEach((options, i) => compile(options.root, seeds[i]!));
+  const saves = await Promise.all(builds.map((options) => save(options)));
+  for (const saved of saves) assert.is(saved.outcome, 'saved', saved.reason);
+  const fresh = machine(store, 'blobs');
+  rmSync(fresh.blobCache!, { recursive: true, force: true });
+  const report = await restore(fresh);
+  assert.is(report.outcome, 'hit', JSON.stringify(report.attempts));
+  assert.equal(report.warnings, []);
+  const got = readFileSync(join(fresh.root, 'obj/sub/o7.o'));
+  const winner = seeds.findIndex((seed) => seed[7]!.equals(got));
+  assert.ok(winner >= 0);
+  for (let i = 0; i < 20; i++) assert.equal(readFileSync(join(fresh.root, `obj/sub/o${i}.o`)), seeds[winner]![i]);
+});
+
+test.run();
