@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { restore, save } from '../src/index.js';
 import type { RestoreOptions } from '../src/options.js';
-import { snapshot, tempDir, writeTree } from './helpers.js';
+import { runCli, snapshot, tempDir, writeTree } from './helpers.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 
 // The blob layout (#17, first milestone): the same tree and times as the archive layout, a warm
@@ -128,7 +128,7 @@ test('a corrupted blob is found by its hash and is a miss with one warning', asy
   assert.is(report.outcome, 'miss');
   assert.is(report.attempts[0]?.result, 'unusable');
   assert.is(report.warnings.length, 1);
-  assert.match(report.warnings[0]!, /does not match its hash/);
+  assert.match(report.warnings[0]!, /blob [0-9a-f]{64} in blobs\/packs\/[0-9a-f]{16}\.pack does not match its hash/);
   assert.equal(readdirSync(fresh.root).sort(), ['Makefile', 'src']);
 });
 
@@ -164,6 +164,24 @@ test('on S3: a fresh machine restores by ranges, and racing saves leave a whole 
   const winner = seeds.findIndex((seed) => seed[7]!.equals(got));
   assert.ok(winner >= 0);
   for (let i = 0; i < 20; i++) assert.equal(readFileSync(join(fresh.root, `obj/sub/o${i}.o`)), seeds[winner]![i]);
+});
+
+test('the command line: --layout blobs, blobs kept in $XDG_CACHE_HOME', async () => {
+  const top = join(work, 'cli');
+  const env = { NBC_STORE: join(top, 'store'), NBC_CACHE_NAME: 'main', NBC_CACHE_DIRS: 'obj', NIX_BUILD_TOP: join(top, 'a'), XDG_CACHE_HOME: join(top, 'xdg') };
+  const root = join(top, 'a', 'source');
+  writeTree(root, SOURCES);
+  mkdirSync(join(top, 'store'));
+  assert.is((await runCli(['restore', '--layout', 'blobs'], { cwd: root, env })).code, 0);
+  writeTree(root, { 'obj/a.o': 'object' });
+  assert.is((await runCli(['save', '--layout', 'blobs'], { cwd: root, env })).code, 0);
+  assert.ok(readdirSync(join(top, 'store', 'main'))[0]!.endsWith('.blobs'));
+  assert.ok(readdirSync(join(top, 'xdg', 'nix-build-cache', 'blobs')).length > 1);
+  const other = join(top, 'b', 'source');
+  writeTree(other, SOURCES);
+  const restored = await runCli(['restore', '--layout', 'blobs'], { cwd: other, env: { ...env, NIX_BUILD_TOP: join(top, 'b') } });
+  assert.is(restored.code, 0, restored.stderr);
+  assert.is(readFileSync(join(other, 'obj/a.o'), 'utf8'), 'object');
 });
 
 test.run();

@@ -144,6 +144,7 @@ export function buildOptions(command: Command, options: Gathered, values: Values
   }
   if (options.string('compression') !== undefined) result.compression = options.string('compression') as RestoreOptions['compression'];
   if (options.string('salt') !== undefined) result.salt = options.string('salt')!;
+  if (options.string('layout') !== undefined) result.layout = options.string('layout') as RestoreOptions['layout'];
   if (threads !== undefined) result.threads = threads;
   const deadline = options.number('deadline', 1000);
   if (deadline !== undefined) result.deadlineMs = deadline;
