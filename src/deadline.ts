@@ -184,6 +184,14 @@ function guarded(store: Store, deadline: Deadline): Store {
     },
     put: (key, body) => under(() => store.put(key, Readable.from(upload(body), { objectMode: false }), deadline.signal)),
     list: (_signal, under_) => under(() => store.list(deadline.signal, under_)),
+    // Only where the store has ranged reads: readers fall back to get() where it has none.
+    ...(store.getRange ? {
+      getRange: (key: string, start: number, end: number) => under(async () => {
+        const data = await store.getRange!(key, start, end, deadline.signal);
+        deadline.moved(data?.length ?? 0);
+        return data;
+      }),
+    } : {}),
   };
   // Everything else (location, close, what stores add) as the store has it.
   return new Proxy(store, {

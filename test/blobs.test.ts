@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, wr
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { restore, save } from '../src/index.js';
+import { FileStore, restore, save } from '../src/index.js';
 import type { RestoreOptions } from '../src/options.js';
 import { runCli, snapshot, tempDir, writeTree } from './helpers.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
@@ -145,6 +145,18 @@ test('a damaged local blob is a miss once, then fetched again', async () => {
   assert.is(damaged.outcome, 'miss');
   assert.match(damaged.warnings.join('\n'), /local blob .* does not match its hash/);
   assert.is((await restore(machine(store, 'blobs', cache))).outcome, 'hit');
+});
+
+test('a store without ranged reads (as the daemon store) has its packs read from the start', async () => {
+  const dir = join(work, 'store-no-ranges');
+  const seed = objects();
+  await saveBuild(machine(dir, 'blobs'), seed);
+  const store = new FileStore(dir);
+  Object.defineProperty(store, 'getRange', { value: undefined });
+  const fresh = { ...machine(dir, 'blobs'), store };
+  const report = await restore(fresh);
+  assert.is(report.outcome, 'hit', JSON.stringify(report.attempts));
+  for (let i = 0; i < 20; i++) assert.equal(readFileSync(join(fresh.root, `obj/sub/o${i}.o`)), seed[i]);
 });
 
 test('on S3: a fresh machine restores by ranges, and racing saves leave a whole manifest', async () => {
