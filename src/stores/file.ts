@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -84,26 +84,29 @@ export class FileStore implements Store {
     return path;
   }
 
-  async get(key: string): Promise<StoredBody | undefined> {
-    let handle;
+  /** The object opened for reading, or undefined when there is none. */
+  async #open(key: string): Promise<FileHandle | undefined> {
     try {
-      handle = await open(this.#path(key), 'r');
+      return await open(this.#path(key), 'r');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new StoreError('read', join(this.location, key), describeError(error), { cause: error });
     }
-    const { size } = await handle.stat();
+  }
+
+  async get(key: string): Promise<StoredBody | undefined> {
+    const handle = await this.#open(key);
+    if (!handle) return undefined;
+    const { size } = await handle.stat().catch(async (error: unknown) => {
+      await handle.close();
+      throw new StoreError('read', join(this.location, key), describeError(error), { cause: error });
+    });
     return Object.assign(handle.createReadStream({ highWaterMark: 1 << 20 }), { size });
   }
 
   async getRange(key: string, start: number, end: number): Promise<Buffer | undefined> {
-    let handle;
-    try {
-      handle = await open(this.#path(key), 'r');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new StoreError('read', join(this.location, key), describeError(error), { cause: error });
-    }
+    const handle = await this.#open(key);
+    if (!handle) return undefined;
     try {
       const data = Buffer.alloc(end - start);
       const { bytesRead } = await handle.read(data, 0, data.length, start);
