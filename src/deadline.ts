@@ -1,6 +1,7 @@
 // The deadline of a restore's or a save's work with the store: a server that answers slowly (a
 // trickle of bytes, which no idle timeout ends) holds the build up to it and no longer.
 import { Readable } from 'node:stream';
+import { megabytes } from './core/units.js';
 import { NbcError } from './errors.js';
 import type { Store } from './stores/store.js';
 
@@ -123,7 +124,7 @@ class Deadline {
     }
     const seconds = (this.#spentMs() / 1000).toFixed(1);
     this.#controller.abort(new DeadlineError(this.#fixedMs === undefined
-      ? `gave up on the store after waiting ${seconds} s for it: ${(this.#moved / 1e6).toFixed(1)} MB moved, slower than the default `
+      ? `gave up on the store after waiting ${seconds} s for it: ${megabytes(this.#moved)} moved, slower than the default `
         + `deadline allows (${DEADLINE_BASE_MS / 1000} s + 1 s per MB; set --deadline)`
       : `gave up on the store after ${seconds} s (--deadline ${this.#fixedMs / 1000})`));
   }

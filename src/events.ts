@@ -1,6 +1,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseEvents, summarize, type CacheEvent } from './core/stats.js';
+import { megabytes } from './core/units.js';
 import type { RestoreReport, SaveReport, StatsReport } from './report.js';
 
 /**
@@ -71,11 +72,10 @@ export async function readStats(options: StatsOptions): Promise<StatsReport> {
 /** The table stats prints: one row per name, and the total when there are several. */
 export function statsTable(report: StatsReport): string {
   if (report.names.length === 0) return '';
-  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
   const header = ['NAME', 'RESTORES', 'HIT', 'FALLBACK', 'MISS', 'HIT RATE', 'REUSED', 'RECOMPILED', 'RESTORED', 'SAVED', 'TIME'];
   const rows = [...report.names, ...(report.names.length > 1 ? [report.total] : [])].map((s) => [
     s.cacheName, `${s.restores}`, `${s.hits}`, `${s.fallbacks}`, `${s.misses}`, s.hitRate === null ? '-' : `${Math.round(s.hitRate * 100)}%`,
-    `${s.reused}`, `${s.changed}`, mb(s.restoredBytes), mb(s.savedBytes), `${s.seconds.toFixed(1)} s`,
+    `${s.reused}`, `${s.changed}`, megabytes(s.restoredBytes), megabytes(s.savedBytes), `${s.seconds.toFixed(1)} s`,
   ]);
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   return [header, ...rows].map((row) => `${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join('');

@@ -1,3 +1,5 @@
+import { megabytes } from './core/units.js';
+
 /** The steps of a restore (hash, fetch, unpack, apply) and of a save (pack, upload). */
 export type Phase = 'hash' | 'fetch' | 'unpack' | 'apply' | 'pack' | 'upload';
 
@@ -64,10 +66,6 @@ export async function* counted(source: AsyncIterable<Buffer>, reporter: PhaseRep
 
 function files(n: number, total?: number): string {
   return `${n}${total ? `/${total}` : ''} file${(total ?? n) === 1 ? '' : 's'}`;
-}
-
-function megabytes(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 function seconds(value: number): string {

@@ -1,6 +1,7 @@
 /** The typed results of each command; `--json FILE` writes them as they are. */
 
 import type { NameStats } from './core/stats.js';
+import { megabytes } from './core/units.js';
 import type { HasherName } from './native-hasher.js';
 
 export interface Attempt {
@@ -139,10 +140,6 @@ export type Report = RestoreReport | SaveReport | SettleReport | HashReport | Li
 
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-function megabytes(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 /** Why an attempt ended as it did, for --explain. */

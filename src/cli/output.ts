@@ -1,6 +1,7 @@
 // What the CLI prints besides the summary: progress, --explain, listings, GitHub step outputs.
 import { appendFile } from 'node:fs/promises';
 import type { CacheObject } from '../core/prune.js';
+import { megabytes } from '../core/units.js';
 import { describeError } from '../errors.js';
 import { phaseLine, progressLine, type ProgressListener } from '../progress.js';
 import { whyAttempt, type ListedCache, type RestoreReport } from '../report.js';
@@ -54,7 +55,7 @@ function age(iso: string): string {
 }
 
 export function printCaches(caches: readonly ListedCache[], out: NodeJS.WritableStream, verb = ''): void {
-  const rows = caches.map((c) => [c.name, `${(c.size / 1e6).toFixed(1)} MB`, age(c.modified), c.key]);
+  const rows = caches.map((c) => [c.name, megabytes(c.size), age(c.modified), c.key]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), ['NAME', 'SIZE', 'AGE'][i]!.length));
   const line = (cells: string[]) => `${verb}${cells.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  ')}\n`;
   if (rows.length > 0 && verb === '') out.write(line(['NAME', 'SIZE', 'AGE', 'KEY']));

@@ -7,6 +7,7 @@ import { createConnection } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
+import { megabytes } from '../core/units.js';
 import { describeError } from '../errors.js';
 import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, SIZE_HEADER, type ListedObject } from '../stores/protocol.js';
 import type { Store } from '../stores/store.js';
@@ -68,8 +69,6 @@ async function upstreamMeta(upstream: Store, key: string): Promise<CachedMeta | 
   const found = (await upstream.list(undefined, key)).find((object) => object.key === key);
   return found ? { key, size: found.size, modified: found.modified.toISOString() } : undefined;
 }
-
-const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 /** A client sent more than --max-object-size. */
 class TooLarge extends Error {}
