@@ -60,17 +60,11 @@ class Deadline {
   /** Runs `step` as time spent waiting for the store. */
   async waiting<T>(step: () => Promise<T>): Promise<T> {
     this.signal.throwIfAborted();
-    if (this.#pending++ === 0) {
-      this.#since = Date.now();
-      if (this.#fixedMs === undefined) this.#arm();
-    }
+    this.#resume();
     try {
       return await step();
     } finally {
-      if (--this.#pending === 0) {
-        this.#waited += Date.now() - this.#since;
-        if (this.#fixedMs === undefined) clearTimeout(this.#timer);
-      }
+      this.#pause();
     }
   }
 
@@ -85,6 +79,7 @@ class Deadline {
     }
   }
 
+  /** One store operation fewer under way: the time since the first began is counted as waited. */
   #pause(): void {
     if (--this.#pending === 0) {
       this.#waited += Date.now() - this.#since;
@@ -92,6 +87,7 @@ class Deadline {
     }
   }
 
+  /** One more store operation under way: the first starts the clock (and, by default, the timer). */
   #resume(): void {
     if (this.#pending++ === 0) {
       this.#since = Date.now();
