@@ -1,5 +1,6 @@
-import { cacheNameOf, objectKey, whyMissing } from './core/key.js';
+import { objectKey, whyMissing } from './core/key.js';
 import { ConfigError, describeError } from './errors.js';
+import { keysOfCache } from './manage.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
 import type { Attempt, RestoreReport } from './report.js';
 import { openStore, type Store } from './stores/index.js';
@@ -23,7 +24,7 @@ export async function lookup(options: RestoreOptions): Promise<RestoreReport> {
     store = await openStore(config.store, config.s3);
     for (const name of [config.cacheName, ...config.fallbacks]) {
       const key = objectKey(name, config);
-      const keys = (await store.list(config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
+      const keys = await keysOfCache(store, name, config.signal);
       if (keys.includes(key)) {
         report.attempts.push({ name, key, result: 'hit' });
         Object.assign(report, { outcome: 'hit', result: name === config.cacheName ? 'hit' : 'fallback', matchedKey: key });

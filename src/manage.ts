@@ -67,6 +67,11 @@ export async function pruneCaches(options: PruneOptions): Promise<CacheObject[]>
   });
 }
 
+/** The archive keys of one cache name (under any settings or salt), for finding one and saying why not. */
+export async function keysOfCache(store: Store, name: string, signal?: AbortSignal): Promise<string[]> {
+  return (await store.list(signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
+}
+
 /**
  * Records that the archive at `key` was restored (for prune's maxSize), as the time of an empty
  * object beside it. Bookkeeping only: a store that refuses it (a read-only daemon) changes nothing.

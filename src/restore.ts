@@ -4,7 +4,7 @@ import { applyPlan, createdPaths } from './apply.js';
 import { extractArchive } from './archive.js';
 import { parseManifest } from './core/manifest.js';
 import { blobArchive, cacheKey, defaultBlobCache } from './blobs.js';
-import { cacheNameOf, whyMissing } from './core/key.js';
+import { whyMissing } from './core/key.js';
 import { redact } from './core/redact.js';
 import { DeadlineError, withDeadline } from './deadline.js';
 import { bytePathFromText, textFromBytePath, type BytePath } from './core/paths.js';
@@ -16,7 +16,7 @@ import { counted, PhaseReporter } from './progress.js';
 import { withPool, type WorkerPool } from './pool.js';
 import type { Attempt, ExplainLine, RestoreReport } from './report.js';
 import { clearJournal, recoverInterruptedRestore, writeJournal } from './journal.js';
-import { markRestored } from './manage.js';
+import { keysOfCache, markRestored } from './manage.js';
 import { moveNinjaTimes, NotRelocatable, relocateStaging } from './staging.js';
 import { defaultStateDir, prepareStateDir, writeRestored, writeState, type RestoredFile, type RestoreState } from './state.js';
 import { openStore, type Store } from './stores/index.js';
@@ -143,8 +143,7 @@ function warn(ctx: { report: RestoreReport; config: ResolvedOptions }, text: str
 async function missing(ctx: Context, name: string, key: string): Promise<Attempt> {
   let reason: string | undefined;
   try {
-    const others = (await ctx.store.list(ctx.config.signal, `${name}/`)).map((o) => o.key).filter((k) => cacheNameOf(k) === name);
-    reason = whyMissing(key, others) ?? await ctx.store.whyEmpty?.();
+    reason = whyMissing(key, await keysOfCache(ctx.store, name, ctx.config.signal)) ?? await ctx.store.whyEmpty?.();
   } catch (error) {
     if (ctx.config.signal?.aborted) throw error;
     reason = redact(`the store could not be listed to say why (${describeError(error)})`, secretsOf(ctx.config));
