@@ -81,10 +81,8 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
   try {
     const loaded = config.stateDir ? await readState(config.stateDir) : await findState(config.root ?? process.cwd());
     const elsewhere = loaded && await otherTree(loaded);
-    if (!loaded) {
-      report.reason = 'restore did not run in this build (no configure phase?), so nothing tells sources from artifacts';
-      warn(`not saving: ${report.reason}`);
-    } else if (elsewhere) skip(elsewhere);
+    if (!loaded) skip('restore did not run in this build (no configure phase?), so nothing tells sources from artifacts', false);
+    else if (elsewhere) skip(elsewhere);
     else {
       // The pool comes first: its thread starts up while this one lists the artifacts.
       await withPool(undefined, 1, async (pool) => {
