@@ -2,15 +2,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { MessageChannel } from 'node:worker_threads';
-import { Header } from 'tar';
 import { compressor, decompressed } from './codec.js';
 import type { Compression } from './core/config.js';
 import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, parseMeta, type ArchiveMeta } from './core/meta.js';
 import { parseManifest, type Manifest } from './core/manifest.js';
 import type { ArtifactEntry } from './core/plan.js';
+import { BLOCK_SIZE } from './core/ustar.js';
 import { bytePathFromText, type BytePath } from './core/paths.js';
 import { ArchiveError, NbcError } from './errors.js';
 import type { WorkerPool } from './pool.js';
+import { tarHeader } from './tar-header.js';
 import type { UnpackOptions, Unpacked } from './unpack.js';
 import type { PackCounts, PackMessage, UnpackMessage } from '../workers/types.js';
 
@@ -52,11 +53,8 @@ export interface PackInput {
 const END_OF_ARCHIVE = 1024;
 
 function tarFile(path: string, data: Buffer, mtime: number): Buffer {
-  const header = new Header({ path, mode: 0o644, size: data.length, mtime: new Date(mtime * 1000), type: 'File' });
-  const block = Buffer.alloc(512);
-  header.encode(block, 0);
-  const padding = Buffer.alloc((512 - (data.length % 512)) % 512);
-  return Buffer.concat([block, data, padding]);
+  const padding = Buffer.alloc((BLOCK_SIZE - (data.length % BLOCK_SIZE)) % BLOCK_SIZE);
+  return Buffer.concat([tarHeader({ path, type: 'File', mode: 0o644, size: data.length, mtime }), data, padding]);
 }
 
 /**

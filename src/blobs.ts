@@ -9,15 +9,16 @@ import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'n
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Header, Parser, Pax, type ReadEntry } from 'tar';
+import { Parser, type ReadEntry } from 'tar';
 import {
   formatBlobManifest, parseBlobManifest, SHA256_HEX, type BlobEntry, type BlobLocation, type BlobManifest, type EntryType,
 } from './core/blobs.js';
 import { blobsKey, isPackKey, objectKey, packKey, PACKS_PREFIX, type KeyInputs } from './core/key.js';
-import { BLOCK_SIZE, encodeUstarHeader } from './core/ustar.js';
+import { BLOCK_SIZE } from './core/ustar.js';
 import { ArchiveError } from './errors.js';
 import type { Layout } from './options.js';
 import type { Store, StoredBody } from './stores/index.js';
+import { tarHeader } from './tar-header.js';
 
 /** The key of a cache in either layout. */
 export function cacheKey(name: string, inputs: KeyInputs & { layout: Layout }): string {
@@ -44,16 +45,6 @@ const KNOWN_FILE = 'blobs.json';
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const blobPath = (dir: string, id: string) => join(dir, id.slice(0, 2), id);
 const padding = (size: number) => (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
-
-function header(fields: { path: string; type: EntryType; mode: number; size: number; mtime?: number; linkpath?: string }): Buffer {
-  const block = Buffer.alloc(BLOCK_SIZE);
-  if (encodeUstarHeader(fields, block)) return block;
-  const { mtime, ...rest } = fields;
-  const data = { ...rest, ...(mtime === undefined ? {} : { mtime: new Date(mtime * 1000) }) };
-  const entry = new Header(data);
-  const pax = entry.encode() ? new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime }).encode() : undefined;
-  return pax ? Buffer.concat([pax, entry.block!]) : entry.block!;
-}
 
 /** Writes a blob into the local cache (best effort: a cache that cannot be written is only slower). */
 async function keepBlob(dir: string | undefined, id: string, data: Buffer): Promise<void> {
@@ -156,7 +147,7 @@ export async function saveBlobs(input: BlobSave): Promise<{ bytes: number; blobs
           blobs.set(id, known);
           return;
         }
-        ready.push(header({ path: id, type: 'File', mode: 0o644, size: data.length, mtime: 0 }), data, Buffer.alloc(padding(data.length)));
+        ready.push(tarHeader({ path: id, type: 'File', mode: 0o644, size: data.length, mtime: 0 }), data, Buffer.alloc(padding(data.length)));
         blobs.set(id, { pack, offset: position + BLOCK_SIZE, size: data.length });
         position += BLOCK_SIZE + data.length + padding(data.length);
         added++;
@@ -320,7 +311,7 @@ export async function blobArchive(input: BlobRestore): Promise<StoredBody | unde
   async function* tar(): AsyncGenerator<Buffer> {
     try {
       for (const entry of manifest!.entries) {
-        yield header(entry);
+        yield tarHeader(entry);
         if (!entry.blob || entry.size === 0) continue;
         const data = await readFile(blobPath(dir, entry.blob));
         if (sha256(data) !== entry.blob) {

@@ -3,10 +3,9 @@ import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, re
 import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
-import type { HeaderData } from 'tar';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
-import { BLOCK_SIZE, encodeUstarHeader, type UstarFields } from '../src/core/ustar.js';
+import { BLOCK_SIZE, type UstarFields } from '../src/core/ustar.js';
 import { ArchiveError, describeError, NbcError } from '../src/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
@@ -162,7 +161,8 @@ function portableMode(stat: Stats): number {
  * directory times; a PAX header where a name does not fit. Hard links become Link entries.
  */
 export async function pack(task: PackTask): Promise<void> {
-  const { Header, Pax } = await import('tar');
+  // Loaded here, not with the module: hashing threads never need node-tar.
+  const { tarHeader } = await import('../src/tar-header.js');
   const flow = new Int32Array(task.flow);
   const counts: PackCounts = { files: 0, dirs: 0, bytes: 0 };
   let chunk = Buffer.allocUnsafeSlow(PACK_CHUNK);
@@ -192,17 +192,7 @@ export async function pack(task: PackTask): Promise<void> {
   };
   const zeros = (n: number) => put(Buffer.alloc(n));
   const block = Buffer.alloc(BLOCK_SIZE);
-  const header = (fields: UstarFields) => {
-    if (encodeUstarHeader(fields, block)) {
-      put(block);
-      return;
-    }
-    const { mtime, ...rest } = fields;
-    const data: HeaderData = { ...rest, ...(mtime === undefined ? {} : { mtime: new Date(mtime * 1000) }) };
-    const entry = new Header(data);
-    if (entry.encode()) put(new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, mtime: data.mtime }).encode());
-    put(entry.block!);
-  };
+  const header = (fields: UstarFields) => put(tarHeader(fields, block));
   // MD5 of each file as it passes through the chunk (settle compares rewritten files with it), and
   // whether it mentions the root (a restore elsewhere rewrites only those).
   const rootBytes = Buffer.from(task.root, 'latin1');
