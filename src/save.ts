@@ -5,8 +5,9 @@ import { listArtifacts, printable, someOf, type ArtifactEntry, type Artifacts } 
 import { formatManifest } from './core/manifest.js';
 import type { ArchiveMeta } from './core/meta.js';
 import { artifactFingerprint, type ArtifactState } from './core/plan.js';
-import { cacheKey, defaultBlobCache, knownBlobs, saveBlobs } from './blobs.js';
-import { ARCHIVE_FORMAT } from './core/key.js';
+import { defaultBlobCache } from './blobs/cache.js';
+import { knownBlobs, saveBlobs } from './blobs/save.js';
+import { ARCHIVE_FORMAT, cacheKey } from './core/key.js';
 import { ConfigError, describeError, NbcError } from './errors.js';
 import { otherTree, provenManifest } from './freshness.js';
 import { resolveOptions, type SaveOptions } from './options.js';

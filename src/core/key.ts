@@ -97,3 +97,8 @@ export function packKey(nonce: string): string {
 export function isPackKey(key: string): boolean {
   return PACK_KEY.test(key);
 }
+
+/** The key of a cache in either layout. */
+export function cacheKey(name: string, inputs: KeyInputs & { layout: 'archive' | 'blobs' }): string {
+  return inputs.layout === 'blobs' ? blobsKey(name, inputs) : objectKey(name, inputs);
+}

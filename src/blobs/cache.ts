@@ -1,0 +1,98 @@
+// The local blob cache (one per machine and user, `$XDG_CACHE_HOME/nix-build-cache/blobs`): blobs
+// named by their hash, and per store an index of the blobs it holds, so that a save names blobs the
+// store has instead of uploading them and a restore reads what is here instead of fetching it.
+import { createHash, randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SHA256_HEX, type BlobLocation } from '../core/blobs.js';
+import { isPackKey } from '../core/key.js';
+import { BLOCK_SIZE } from '../core/ustar.js';
+import type { Store } from '../stores/index.js';
+
+/** The default local blob cache: $XDG_CACHE_HOME/nix-build-cache/blobs. */
+export function defaultBlobCache(): string {
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'nix-build-cache', 'blobs');
+}
+
+/** The local blob cache is trimmed to this many bytes, oldest blobs first. */
+export const BLOB_CACHE_LIMIT = 4 * 2 ** 30;
+export const EMPTY_BLOB = createHash('sha256').digest('hex');
+/** What restore records in the state dir: the blobs the store had, for the next save. */
+export const KNOWN_FILE = 'blobs.json';
+
+export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+export const blobPath = (dir: string, id: string) => join(dir, id.slice(0, 2), id);
+export const padding = (size: number) => (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
+/** Writes a blob into the local cache (best effort: a cache that cannot be written is only slower). */
+export async function keepBlob(dir: string | undefined, id: string, data: Buffer): Promise<void> {
+  if (dir === undefined) return;
+  const path = blobPath(dir, id);
+  const temporary = `${path}.tmp-${randomBytes(4).toString('hex')}`;
+  try {
+    await mkdir(join(dir, id.slice(0, 2)), { recursive: true });
+    await writeFile(temporary, data);
+    await rename(temporary, path);
+  } catch {
+    await unlink(temporary).catch(() => {});
+  }
+}
+
+export const indexFile = (dir: string, store: Store) => join(dir, 'index', `${createHash('sha256').update(store.location).digest('hex').slice(0, 16)}.json`);
+
+function toJson(blobs: ReadonlyMap<string, BlobLocation>): string {
+  return JSON.stringify(Object.fromEntries([...blobs].map(([id, l]) => [id, [l.pack, l.offset, l.size]])));
+}
+
+export async function readKnown(file: string, into: Map<string, BlobLocation>): Promise<void> {
+  try {
+    const value = JSON.parse(await readFile(file, 'utf8')) as Record<string, [string, number, number]>;
+    for (const [id, [pack, offset, size]] of Object.entries(value)) {
+      if (SHA256_HEX.test(id) && isPackKey(pack) && Number.isSafeInteger(offset) && Number.isSafeInteger(size)) into.set(id, { pack, offset, size });
+    }
+  } catch { /* none known */ }
+}
+
+export async function remember(file: string, blobs: ReadonlyMap<string, BlobLocation>): Promise<void> {
+  try {
+    await mkdir(join(file, '..'), { recursive: true });
+    await writeFile(file, toJson(blobs));
+  } catch { /* best effort */ }
+}
+
+/** Whether the local blob cache can be written; a sandboxed build has none. */
+export async function usable(dir: string | undefined): Promise<boolean> {
+  if (dir === undefined) return false;
+  try {
+    await mkdir(dir, { recursive: true });
+    const probe = join(dir, `.probe-${randomBytes(4).toString('hex')}`);
+    await writeFile(probe, '');
+    await unlink(probe);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Trims the local blob cache to `limit` bytes, removing the oldest written blobs first (never those
+ * in `keep`, the ones a restore is about to read). Best effort.
+ */
+export async function trimBlobCache(dir: string, limit: number, keep: ReadonlySet<string> = new Set()): Promise<void> {
+  try {
+    const blobs: { path: string; size: number; mtimeMs: number }[] = [];
+    for (const sub of await readdir(dir)) {
+      if (!/^[0-9a-f]{2}$/.test(sub)) continue;
+      for (const name of await readdir(join(dir, sub))) {
+        const info = await stat(join(dir, sub, name)).catch(() => undefined);
+        if (info) blobs.push({ path: join(dir, sub, name), size: info.size, mtimeMs: keep.has(name) ? Infinity : info.mtimeMs });
+      }
+    }
+    let total = blobs.reduce((sum, b) => sum + b.size, 0);
+    for (const blob of blobs.sort((a, b) => a.mtimeMs - b.mtimeMs)) {
+      if (total <= limit || blob.mtimeMs === Infinity) break;
+      await unlink(blob.path).catch(() => {});
+      total -= blob.size;
+    }
+  } catch { /* best effort */ }
+}
