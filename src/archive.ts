@@ -13,7 +13,7 @@ import { ArchiveError, NbcError } from './errors.js';
 import type { WorkerPool } from './pool.js';
 import { tarHeader } from './tar-header.js';
 import type { UnpackOptions, Unpacked } from './unpack.js';
-import type { PackCounts, PackMessage, UnpackMessage } from '../workers/types.js';
+import type { BlobPackTask, PackCounts, PackMessage, UnpackMessage } from '../workers/types.js';
 
 export { ARTIFACTS_FILE, MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.js';
 
@@ -42,7 +42,6 @@ export interface PackInput {
    * from the counts, the MD5 of each packed file and the files that mention the root.
    */
   metaFiles: (counts: PackCounts, digests: Manifest, rooted: readonly BytePath[]) => ReadonlyMap<string, Buffer>;
-  compression: Compression;
   /** Where the packing runs; one thread is enough. */
   pool: WorkerPool;
   /** Seconds, for the meta files' headers. */
@@ -50,68 +49,77 @@ export interface PackInput {
   signal?: AbortSignal;
 }
 
-const END_OF_ARCHIVE = 1024;
+export const END_OF_ARCHIVE = 1024;
 
 function tarFile(path: string, data: Buffer, mtime: number): Buffer {
   const padding = Buffer.alloc((BLOCK_SIZE - (data.length % BLOCK_SIZE)) % BLOCK_SIZE);
   return Buffer.concat([tarHeader({ path, type: 'File', mode: 0o644, size: data.length, mtime }), data, padding]);
 }
 
+/** The packing thread's last message: what it packed. */
+export type PackEnd = Extract<PackMessage, { end: PackCounts }>;
+
 /**
- * Streams the archive: the entries with portable headers (no owners, no atimes), packed on a pool
- * thread, then the meta files, then the end-of-archive blocks, through compression. The meta files
- * come last so that an archive cut short anywhere lacks them and is refused. Memory stays at the
- * chunks in flight (8 MiB) and the streams' buffers.
+ * The bytes the packing thread posts (a tar of the entries, or with `blobs` a pack of new blobs),
+ * then what `finish` makes of its last message. Memory stays at the chunks in flight (8 MiB).
  */
-export function packArchive(input: PackInput): Readable {
+export async function* packedChunks(input: PackInput, finish: (end: PackEnd) => Buffer[], blobs?: BlobPackTask): AsyncGenerator<Buffer> {
   const channel = new MessageChannel();
   const flow = new Int32Array(new SharedArrayBuffer(8));
   const packed = input.pool.pack({
     root: bytePathFromText(input.root), realRoot: input.realRoot.toString('latin1'), entries: input.entries.map((e) => e.path),
     kinds: input.entries.map((e) => KIND_LETTERS[e.kind]).join(''), targets: input.entries.flatMap((e) => (e.kind === 'symlink' ? [e.target ?? ''] : [])),
-    port: channel.port2, flow: flow.buffer as SharedArrayBuffer,
+    port: channel.port2, flow: flow.buffer as SharedArrayBuffer, ...(blobs ? { blobs } : {}),
   });
-  async function* tar(): AsyncGenerator<Buffer> {
-    const queue: PackMessage[] = [];
-    let wake: (() => void) | undefined;
-    let failure: { error: unknown } | undefined;
-    channel.port1.on('message', (message: PackMessage) => {
-      queue.push(message);
-      wake?.();
-    });
-    packed.catch((error: unknown) => {
-      failure = { error };
-      wake?.();
-    });
-    try {
-      for (;;) {
-        const message = queue.shift();
-        if (message === undefined) {
-          if (failure) throw failure.error;
-          await new Promise<void>((resolve) => { wake = resolve; });
-          wake = undefined;
-        } else if ('end' in message) {
-          if (message.skipped.length > 0) input.onSkipped?.(message.skipped);
-          const files = input.metaFiles(message.end, new Map(message.digests), message.rooted);
-          yield Buffer.concat([...files].map(([path, data]) => tarFile(path, data, input.created)));
-          yield Buffer.alloc(END_OF_ARCHIVE);
-          return;
-        } else {
-          input.signal?.throwIfAborted();
-          yield Buffer.from(message.chunk, 0, message.bytes);
-          Atomics.add(flow, 0, 1);
-          Atomics.notify(flow, 0);
-        }
+  const queue: PackMessage[] = [];
+  let wake: (() => void) | undefined;
+  let failure: { error: unknown } | undefined;
+  channel.port1.on('message', (message: PackMessage) => {
+    queue.push(message);
+    wake?.();
+  });
+  packed.catch((error: unknown) => {
+    failure = { error };
+    wake?.();
+  });
+  try {
+    for (;;) {
+      const message = queue.shift();
+      if (message === undefined) {
+        if (failure) throw failure.error;
+        await new Promise<void>((resolve) => { wake = resolve; });
+        wake = undefined;
+      } else if ('end' in message) {
+        if (message.skipped.length > 0) input.onSkipped?.(message.skipped);
+        yield* finish(message);
+        return;
+      } else {
+        input.signal?.throwIfAborted();
+        yield Buffer.from(message.chunk, 0, message.bytes);
+        Atomics.add(flow, 0, 1);
+        Atomics.notify(flow, 0);
       }
-    } finally {
-      // Stops the packer if the reader gave up (an upload that failed, say).
-      Atomics.store(flow, 1, 1);
-      Atomics.notify(flow, 0);
-      channel.port1.close();
-      await packed.catch(() => {});
     }
+  } finally {
+    // Stops the packer if the reader gave up (an upload that failed, say).
+    Atomics.store(flow, 1, 1);
+    Atomics.notify(flow, 0);
+    channel.port1.close();
+    await packed.catch(() => {});
   }
-  const stream = Readable.from(tar(), { objectMode: false });
+}
+
+/**
+ * Streams the archive: the entries with portable headers (no owners, no atimes), packed on a pool
+ * thread, then the meta files, then the end-of-archive blocks, through compression. The meta files
+ * come last so that an archive cut short anywhere lacks them and is refused.
+ */
+export function packArchive(input: PackInput & { compression: Compression }): Readable {
+  const tar = packedChunks(input, (message) => {
+    const files = input.metaFiles(message.end, new Map(message.digests), message.rooted);
+    return [Buffer.concat([...files].map(([path, data]) => tarFile(path, data, input.created))), Buffer.alloc(END_OF_ARCHIVE)];
+  });
+  const stream = Readable.from(tar, { objectMode: false });
   const compress = compressor(input.compression);
   return compress ? pipeline(stream, compress, () => {}) as unknown as Readable : stream;
 }

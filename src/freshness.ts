@@ -2,12 +2,34 @@
 // that made it: a save in a tree where restore did not run this time would record the sources as
 // they were then, with artifacts built from the sources as they are now. Save records only what is
 // proven for this tree: the same root directory, and no source changed since restore hashed it.
+import { lstatSync, type Stats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { formatManifest } from './core/manifest.js';
+import { artifactFingerprint } from './core/plan.js';
 import { bytePathFromText, type BytePath } from './core/paths.js';
 import type { WorkerPool } from './pool.js';
 import { treeIdentity, type LoadedState } from './state.js';
 import { absolutePath } from './walk.js';
+
+/**
+ * The artifacts at `paths` as they are now: each one's lstat (undefined when gone or unreadable)
+ * and their fingerprint (core/plan.ts). Synchronous: a promise per lstat costs ten times the
+ * lstat, and nothing else runs meanwhile.
+ */
+export function currentArtifacts(root: string, paths: readonly BytePath[]): { stats: Map<BytePath, Stats>; fingerprint: string } {
+  const rootBytes = Buffer.from(root);
+  const stats = new Map<BytePath, Stats>();
+  for (const path of paths) {
+    try {
+      stats.set(path, lstatSync(absolutePath(rootBytes, path)));
+    } catch { /* gone or unreadable: a changed artifact */ }
+  }
+  const fingerprint = artifactFingerprint(paths.map((path) => {
+    const stat = stats.get(path);
+    return { path, size: stat?.size ?? -1, mtimeMs: stat?.mtimeMs ?? 0, ctimeMs: stat?.ctimeMs ?? 0, ino: stat?.ino ?? 0, mode: stat?.mode ?? 0 };
+  }));
+  return { stats, fingerprint };
+}
 
 /** Why the recorded state belongs to another tree than the one at its root now; undefined when it is this one. */
 export async function otherTree(loaded: LoadedState): Promise<string | undefined> {

@@ -67,6 +67,8 @@ export interface SaveReport {
   bytes: number;
   /** Bytes written to the store. */
   archiveBytes: number;
+  /** The blob layout: blobs the store did not have (written), files found as restore left them (not read). */
+  blobs?: { new: number; unread: number };
   warnings: string[];
   seconds: number;
 }

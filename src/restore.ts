@@ -1,15 +1,17 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { applyPlan, createdPaths } from './apply.js';
-import { extractArchive } from './archive.js';
+import { extractArchive, type ExtractedArchive } from './archive.js';
 import { parseManifest } from './core/manifest.js';
 import { defaultBlobCache } from './blobs/cache.js';
 import { blobArchive } from './blobs/restore.js';
+import { forgetUnchanged, recordUnchanged, type RestoredBlob } from './blobs/unchanged.js';
 import { cacheKey, whyMissing } from './core/key.js';
 import { redact } from './core/redact.js';
 import { DeadlineError, withDeadline } from './deadline.js';
 import { bytePathFromText, textFromBytePath, type BytePath } from './core/paths.js';
-import { artifactFingerprint, changedSourceTime, planRestore, type RestorePlan } from './core/plan.js';
+import { changedSourceTime, planRestore, type RestorePlan } from './core/plan.js';
+import { currentArtifacts } from './freshness.js';
 import { ArchiveError, ConfigError, describeError } from './errors.js';
 import { hashTreeWithPool, type TreeHash } from './hash.js';
 import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './options.js';
@@ -54,23 +56,16 @@ interface Context {
   report: RestoreReport;
 }
 
-/** What the plan left in the tree, as save will see it if the build changes nothing. */
-function restoredFingerprint(plan: RestorePlan): string {
-  const times = new Map(plan.artifactTimes.map((t) => [t.path, t.mtime]));
-  return artifactFingerprint(plan.restore.filter((e) => e.kind !== 'dir').map((e) => ({
-    path: e.path, size: e.kind === 'file' ? e.size : 0, mtimeMs: (times.get(e.path) ?? 0) * 1000,
-  })));
-}
-
 /**
  * Tries one cache: unpack into staging, plan, move into place. Returns the fingerprint of the
  * restored artifacts, or undefined when there is no such archive; throws when it is unusable.
  */
 async function tryCache(ctx: Context, name: string, key: string): Promise<string | undefined> {
   const { config, report } = ctx;
-  const body = config.layout === 'blobs'
+  const blobs = config.layout === 'blobs'
     ? await blobArchive({ store: ctx.store, key, stateDir: ctx.stateDir, cacheDir: config.blobCache ?? defaultBlobCache(), signal: config.signal })
-    : await ctx.store.get(key, config.signal);
+    : undefined;
+  const body = config.layout === 'blobs' ? blobs : await ctx.store.get(key, config.signal);
   if (!body) return undefined;
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
@@ -96,6 +91,9 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     const applied = await applyPlan(plan, Buffer.from(staging), Buffer.from(ctx.root), ctx.tree.dirs, ctx.pool, config.signal,
       () => writeJournal(ctx.stateDir, ctx.root, createdPaths(plan, ctx.tree.dirs)));
     applying.end(applied.restored, applied.bytes);
+    // As save will see them if the build changes nothing.
+    const left = currentArtifacts(ctx.root, plan.restore.filter((e) => e.kind !== 'dir').map((e) => e.path));
+    if (blobs) await recordUnchanged(ctx.stateDir, left.stats, restoredBlobs(plan, blobs.blobs, archive, new Set(rewritten)));
     [...archive.warnings, ...applied.warnings].forEach((w) => warn(ctx, w));
     if (plan.skipped.length > 0) {
       const [first] = plan.skipped;
@@ -108,10 +106,22 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     report.artifacts = { restored: applied.restored, skipped: plan.skipped.length, bytes: applied.bytes };
     report.hit = { name, key, fallback: name !== config.cacheName };
     if (config.explain) report.explain = explainPlan(plan, ctx.tree.unhashable, rewritten);
-    return restoredFingerprint(plan);
+    return left.fingerprint;
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** Each restored file as its blob, for the next save (see blobs/unchanged.ts); rewritten ones are not their blob. */
+function restoredBlobs(plan: RestorePlan, blobs: ReadonlyMap<BytePath, string>, archive: ExtractedArchive, rewritten: ReadonlySet<BytePath>): RestoredBlob[] {
+  const rooted = new Set(archive.meta.rooted);
+  const files: RestoredBlob[] = [];
+  for (const { path, kind } of plan.restore) {
+    const blob = blobs.get(path);
+    const md5 = archive.artifactDigests.get(path);
+    if (kind === 'file' && blob !== undefined && md5 !== undefined && !rewritten.has(path)) files.push({ path, blob, md5, rooted: rooted.has(path) });
+  }
+  return files;
 }
 
 /** Each restored file that has a saved digest, with the time it got: what settle compares with. */
@@ -236,6 +246,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       // Recorded before any archive is touched: save needs it even when restore finds nothing.
       const state: RestoreState = { root, cacheName: config.cacheName, hit: null, unhashable: tree.unhashable };
       await writeState(stateDir, state, tree.digests);
+      await forgetUnchanged(stateDir);
       await withDeadline(store, config, (guarded) => restoreFirstUsable({ config, store: guarded, pool, root, stateDir, state, tree, report }));
     });
   } catch (error) {

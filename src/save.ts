@@ -1,15 +1,15 @@
-import { lstat, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, packArchive } from './archive.js';
-import { listArtifacts, printable, someOf, type ArtifactEntry, type Artifacts } from './artifacts.js';
+import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, packArchive, type PackInput } from './archive.js';
+import { listArtifacts, printable, someOf, type Artifacts } from './artifacts.js';
 import { formatManifest } from './core/manifest.js';
 import type { ArchiveMeta } from './core/meta.js';
-import { artifactFingerprint, type ArtifactState } from './core/plan.js';
 import { defaultBlobCache } from './blobs/cache.js';
 import { knownBlobs, saveBlobs } from './blobs/save.js';
+import { readUnchanged } from './blobs/unchanged.js';
 import { ARCHIVE_FORMAT, cacheKey } from './core/key.js';
 import { ConfigError, describeError, NbcError } from './errors.js';
-import { otherTree, provenManifest } from './freshness.js';
+import { currentArtifacts, otherTree, provenManifest } from './freshness.js';
 import { resolveOptions, type SaveOptions } from './options.js';
 import { counted, PhaseReporter } from './progress.js';
 import type { SaveReport } from './report.js';
@@ -19,23 +19,6 @@ import { withPool } from './pool.js';
 import { withDeadline } from './deadline.js';
 import { openStore, type Store } from './stores/index.js';
 import { VERSION } from './version.js';
-import { absolutePath } from './walk.js';
-
-const STAT_BATCH = 256;
-
-/** Fingerprint of the artifacts now, comparable with the one restore recorded. */
-async function currentFingerprint(root: string, entries: readonly ArtifactEntry[]): Promise<string> {
-  const rootBytes = Buffer.from(root);
-  const states: ArtifactState[] = [];
-  for (let i = 0; i < entries.length; i += STAT_BATCH) {
-    const stats = await Promise.all(entries.slice(i, i + STAT_BATCH)
-      .map(async ({ path }) => ({ path, stat: await lstat(absolutePath(rootBytes, path)).catch(() => undefined) })));
-    for (const { path, stat } of stats) {
-      if (!stat?.isDirectory()) states.push({ path, size: stat?.isFile() ? stat.size : 0, mtimeMs: stat?.mtimeMs ?? 0 });
-    }
-  }
-  return artifactFingerprint(states);
-}
 
 /**
  * Why an archive of these artifacts would be worse than none, or undefined when it may be saved:
@@ -109,15 +92,15 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
           warn(`saving without ${someOf(artifacts.refused.map(({ dir, reason }) => `${dir} (${reason})`))}, as allow-partial asks`);
         }
         const { hit } = loaded.state;
-        if (hit?.key === key && proven.changed.length === 0 && hit.artifacts === await currentFingerprint(root, artifacts.entries)) {
+        if (hit?.key === key && proven.changed.length === 0 && hit.artifacts === currentArtifacts(root, artifacts.entries.filter((e) => e.kind !== 'dir').map((e) => e.path)).fingerprint) {
           report.reason = `nothing under the cache dirs changed since ${hit.name} was restored; not uploading`;
           return;
         }
         const created = new Date(started);
         const opened = store = await openStore(config.store, config.s3);
         const packing = new PhaseReporter(config.onProgress, 'pack');
-        const body = packArchive({
-          root, realRoot, entries: artifacts.entries, compression: config.layout === 'blobs' ? 'none' : config.compression, created: Math.floor(started / 1000), signal: config.signal, pool,
+        const pack: PackInput = {
+          root, realRoot, entries: artifacts.entries, created: Math.floor(started / 1000), signal: config.signal, pool,
           onSkipped: (skipped) => warn(`not saved: ${skipped.length} entries that could not be read or changed while saving: `
             + `${someOf(skipped.map(([path, reason]) => `${printable(path)} (${reason})`))}`),
           metaFiles: (counts, digests, rooted) => {
@@ -134,15 +117,20 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
               [META_FILE, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)],
             ]);
           },
-        });
+        };
         const uploading = new PhaseReporter(config.onProgress, 'upload');
         const blobCache = config.blobCache ?? defaultBlobCache();
-        report.archiveBytes = (await withDeadline(opened, config, async (guarded) => (config.layout === 'blobs'
-          ? saveBlobs({
-            store: guarded, key, tar: counted(body, uploading), cacheDir: blobCache, signal: config.signal,
-            known: await knownBlobs(guarded, loaded.dir, blobCache, config.signal),
-          })
-          : guarded.put(key, Readable.from(counted(body, uploading)), config.signal)))).bytes;
+        report.archiveBytes = (await withDeadline(opened, config, async (guarded) => {
+          if (config.layout !== 'blobs') {
+            return guarded.put(key, Readable.from(counted(packArchive({ ...pack, compression: config.compression }), uploading)), config.signal);
+          }
+          const saved = await saveBlobs({
+            store: guarded, key, pack, cacheDir: blobCache, through: (chunks) => counted(chunks, uploading), signal: config.signal,
+            known: await knownBlobs(guarded, loaded.dir, blobCache, config.signal), unchanged: await readUnchanged(loaded.dir),
+          });
+          report.blobs = { new: saved.blobs, unread: saved.unread };
+          return saved;
+        })).bytes;
         report.outcome = 'saved';
       });
     }

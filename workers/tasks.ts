@@ -1,15 +1,17 @@
 import { createHash, hash as md5Once } from 'node:crypto';
-import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
+import {
+  closeSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, readSync, realpathSync, renameSync, unlinkSync, writeFileSync, constants, type Stats,
+} from 'node:fs';
 import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
-import { BLOCK_SIZE, type UstarFields } from '../src/core/ustar.js';
+import { BLOCK_SIZE, encodeUstarHeader, type UstarFields } from '../src/core/ustar.js';
 import { ArchiveError, describeError, NbcError } from '../src/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
-  HashResult, HashTask, LoadedMessage, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
+  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackedEntry, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
   WalkHashResult, WalkHashTask,
 } from './types.js';
 
@@ -154,15 +156,139 @@ function portableMode(stat: Stats): number {
   return mode;
 }
 
+// The blob layout: a file's content is read whole into this buffer (grown as needed) when it is at
+// most this big, so that its hash, which names it in the pack, is known before its header is written;
+// a bigger file is read twice, and must read the same both times.
+const WHOLE_LIMIT = 16 << 20;
+let whole = Buffer.allocUnsafeSlow(1 << 20);
+
+interface PackWriter {
+  header(fields: UstarFields): void;
+  put(data: Buffer): void;
+  zeros(n: number): void;
+}
+
+/** Reads `size` bytes of `fd` from `position` into `into`; a short read means the file shrank. */
+function readFully(fd: number, into: Buffer, size: number, position: number, path: string): Buffer {
+  for (let at = 0; at < size;) {
+    const n = readSync(fd, into, at, size - at, position + at);
+    if (n === 0) throw new Error(`${path}: file shrank while it was being packed`);
+    at += n;
+  }
+  return into.subarray(0, size);
+}
+
+/** Writes a blob into the local blob cache (see src/blobs/cache.ts); best effort. */
+function keepBlob(dir: string, id: string, data: Buffer): void {
+  const path = `${dir}/${id.slice(0, 2)}/${id}`;
+  const temporary = `${path}.tmp-${threadId}-${process.pid}`;
+  try {
+    mkdirSync(`${dir}/${id.slice(0, 2)}`, { recursive: true });
+    writeFileSync(temporary, data);
+    renameSync(temporary, path);
+  } catch {
+    try {
+      unlinkSync(temporary);
+    } catch { /* never written */ }
+  }
+}
+
 /**
- * Writes the tar entries synchronously into chunks posted to the reader: one lstat, one open and a
+ * The pack task's blob layout: entries become manifest entries; a file restore left unchanged is
+ * named by the blob it had, unread; any other file is read, and its content goes into the pack as
+ * an entry named by its SHA-256 unless the store or this pack already holds it.
+ */
+function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
+  const known = new Set(task.known);
+  const entries: PackedEntry[] = [];
+  const added: [id: string, offset: number, size: number][] = [];
+  let offset = 0;
+  let reused = 0;
+  const padding = (size: number) => (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
+  /** Appends a new blob (its header, then `write` puts the content) and records where it starts. */
+  const add = (id: string, size: number, write: () => void) => {
+    out.header({ path: id, type: 'File', mode: 0o644, size, mtime: 0 });
+    added.push([id, offset + BLOCK_SIZE, size]);
+    write();
+    out.zeros(padding(size));
+    offset += BLOCK_SIZE + size + padding(size);
+    known.add(id);
+  };
+  return {
+    entries,
+    added,
+    reused: () => reused,
+    /** Whether the file at `index` is as restore left it (then it is recorded, unread). */
+    unchanged(index: number, bytePath: string, stat: Stats, fields: UstarFields, digests: [string, string][], rooted: string[]): boolean {
+      const was = task.unchanged[index];
+      if (!was || was[0] !== stat.ino || was[1] !== stat.size || was[2] !== stat.mtimeMs || was[3] !== stat.ctimeMs || !known.has(was[4])) return false;
+      entries.push({ ...fields, blob: was[4] });
+      digests.push([bytePath, was[5]]);
+      if (was[6]) rooted.push(bytePath);
+      reused++;
+      return true;
+    },
+    /** Reads an open file: its manifest entry, and its content into the pack if new. */
+    file(fd: number, fields: UstarFields): { digest: string; mentionsRoot: boolean } {
+      const { size, path } = fields;
+      const finder = new ByteFinder(rootBytes);
+      let id: string;
+      let digest: string;
+      if (size <= WHOLE_LIMIT) {
+        if (whole.length < size) whole = Buffer.allocUnsafeSlow(Math.max(size, whole.length * 2));
+        const data = readFully(fd, whole, size, 0, path);
+        digest = md5Once('md5', data, 'hex');
+        id = createHash('sha256').update(data).digest('hex');
+        finder.feed(data, false);
+        if (!known.has(id)) {
+          add(id, size, () => out.put(data));
+          if (task.cacheDir !== undefined) keepBlob(task.cacheDir, id, data);
+        }
+      } else {
+        const md5 = createHash('md5');
+        const sha = createHash('sha256');
+        for (let at = 0; at < size; at += CHUNK) {
+          const piece = readFully(fd, buffer, Math.min(CHUNK, size - at), at, path);
+          md5.update(piece);
+          sha.update(piece);
+          finder.feed(piece, at + piece.length < size);
+        }
+        digest = md5.digest('hex');
+        id = sha.digest('hex');
+        if (!known.has(id)) {
+          add(id, size, () => {
+            const again = createHash('sha256');
+            for (let at = 0; at < size; at += CHUNK) {
+              const piece = readFully(fd, buffer, Math.min(CHUNK, size - at), at, path);
+              again.update(piece);
+              out.put(piece);
+            }
+            if (again.digest('hex') !== id) throw new Error(`${path}: file changed while it was being packed`);
+          });
+        }
+      }
+      entries.push({ ...fields, blob: id });
+      return { digest, mentionsRoot: finder.found };
+    },
+  };
+}
+
+function ustarHeader(fields: UstarFields, block: Buffer): Buffer {
+  if (!encodeUstarHeader(fields, block)) throw new Error(`${fields.path}: no ustar header fits`);
+  return block;
+}
+
+/**
+ * Writes the tar entries synchronously into chunks posted to the reader (with `task.blobs`, the
+ * pack of new blobs; see packBlobs): one lstat, one open and a
  * few reads per file, straight into the chunk (node-tar's Pack costs several times that per small
  * file). Headers are node-tar's, portable as its Pack makes them: no owners, no atimes, no
  * directory times; a PAX header where a name does not fit. Hard links become Link entries.
  */
 export async function pack(task: PackTask): Promise<void> {
-  // Loaded here, not with the module: hashing threads never need node-tar.
-  const { tarHeader } = await import('../src/tar-header.js');
+  // Loaded here, not with the module: hashing threads never need node-tar. A pack's headers name
+  // blobs by their hash, always plain ustar: no node-tar (a tenth of a warm save's time to load).
+  const { tarHeader } = task.blobs ? { tarHeader: ustarHeader } : await import('../src/tar-header.js');
   const flow = new Int32Array(task.flow);
   const counts: PackCounts = { files: 0, dirs: 0, bytes: 0 };
   let chunk = Buffer.allocUnsafeSlow(PACK_CHUNK);
@@ -182,7 +308,9 @@ export async function pack(task: PackTask): Promise<void> {
     chunk = Buffer.allocUnsafeSlow(PACK_CHUNK);
     used = 0;
   };
+  let written = 0;
   const put = (data: Buffer) => {
+    written += data.length;
     for (let at = 0; at < data.length;) {
       if (used === PACK_CHUNK) send();
       const n = data.copy(chunk, used, at);
@@ -212,29 +340,35 @@ export async function pack(task: PackTask): Promise<void> {
       else (hash ??= createHash('md5')).update(piece);
       finder.feed(piece, n < left);
       used += n;
+      written += n;
       left -= n;
     }
     digest ??= (hash ?? createHash('md5')).digest('hex');
     zeros((BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE);
     return { digest, mentionsRoot: finder.found };
   };
-  // Each entry's directory must still be where it was listed, not swapped for a link: checked once
-  // per directory (entries come sorted, so mostly together), as a check per file cost a third more.
-  let checkedDir: string | undefined;
-  let dirInTree = true;
+  // Each entry's directory must still be where it was listed, not swapped for a link. A directory
+  // listed as an entry is confirmed by its own lstat once its parent is (entries come sorted,
+  // parents first); any other is checked by its real path, once (a realpath per file cost a third more).
+  const confirmed = new Map<string, boolean>();
   const inTree = (bytePath: string): boolean => {
     const slash = bytePath.lastIndexOf('/');
     const dir = slash < 0 ? '' : `/${bytePath.slice(0, slash)}`;
-    if (dir !== checkedDir) {
-      checkedDir = dir;
+    let found = confirmed.get(dir);
+    if (found === undefined) {
       try {
-        dirInTree = realpathSync.native(Buffer.from(`${task.root}${dir}`, 'latin1'), 'latin1') === `${task.realRoot}${dir}`;
+        found = realpathSync.native(Buffer.from(`${task.root}${dir}`, 'latin1'), 'latin1') === `${task.realRoot}${dir}`;
       } catch {
-        dirInTree = false;
+        found = false;
       }
+      confirmed.set(dir, found);
     }
-    return dirInTree;
+    return found;
   };
+
+  const blobs = task.blobs ? packBlobs(task.blobs, rootBytes, { header, put, zeros }) : undefined;
+  /** An entry without content: a header in a tar, a manifest entry in the blob layout. */
+  const entry = (fields: UstarFields) => (blobs ? blobs.entries.push(fields) : header(fields));
 
   const firstPathOfInode = new Map<string, string>();
   const digests: [string, string][] = [];
@@ -264,7 +398,8 @@ export async function pack(task: PackTask): Promise<void> {
     const path = textFromBytePath(bytePath);
     const mode = portableMode(stat);
     if (kind === 'd') {
-      header({ path: `${path}/`, type: 'Directory', mode, size: 0 });
+      confirmed.set(`/${bytePath}`, true);
+      entry({ path: `${path}/`, type: 'Directory', mode, size: 0 });
       counts.dirs++;
     } else if (kind === 'l') {
       let now: string | undefined;
@@ -278,13 +413,15 @@ export async function pack(task: PackTask): Promise<void> {
         skipped.push([bytePath, 're-pointed since it was listed']);
         return;
       }
-      header({ path, type: 'SymbolicLink', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: target });
+      entry({ path, type: 'SymbolicLink', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: target });
       counts.files++;
     } else {
       const inode = `${stat.dev}:${stat.ino}`;
       const linkTarget = stat.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
       if (linkTarget !== undefined) {
-        header({ path, type: 'Link', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: linkTarget });
+        entry({ path, type: 'Link', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: linkTarget });
+      } else if (blobs?.unchanged(index, bytePath, stat, { path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) }, digests, rooted)) {
+        if (stat.nlink > 1) firstPathOfInode.set(inode, path);
       } else {
         // Opened before its header is written: a file that cannot be read is left out whole.
         let fd: number;
@@ -296,8 +433,14 @@ export async function pack(task: PackTask): Promise<void> {
         }
         try {
           if (stat.nlink > 1) firstPathOfInode.set(inode, path);
-          header({ path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) });
-          const { digest, mentionsRoot } = fileContent(fd, path, stat.size);
+          const fields: UstarFields = { path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) };
+          let digest: string;
+          let mentionsRoot: boolean;
+          if (blobs) ({ digest, mentionsRoot } = blobs.file(fd, fields));
+          else {
+            header(fields);
+            ({ digest, mentionsRoot } = fileContent(fd, path, stat.size));
+          }
           digests.push([bytePath, digest]);
           if (mentionsRoot) rooted.push(bytePath);
         } finally {
@@ -309,7 +452,9 @@ export async function pack(task: PackTask): Promise<void> {
     }
   });
   if (used > 0) send();
-  const end: PackMessage = { end: counts, digests, rooted, skipped };
+  const end: PackMessage = {
+    end: counts, digests, rooted, skipped, ...(blobs ? { packed: { entries: blobs.entries, blobs: blobs.added, bytes: written, reused: blobs.reused() } } : {}),
+  };
   task.port.postMessage(end);
 }
 

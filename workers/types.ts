@@ -69,6 +69,34 @@ export interface PackTask {
   targets: string[];
   port: MessagePort;
   flow: SharedArrayBuffer;
+  /** The blob layout: the bytes posted are a pack of the new blobs, and `end` says what the entries are. */
+  blobs?: BlobPackTask;
+}
+
+/**
+ * A file as the restore that put it in place left it (from the state dir): one found with the same
+ * inode, size, mtime and ctime is unchanged, and is not read again.
+ */
+export type UnchangedFile = [ino: number, size: number, mtimeMs: number, ctimeMs: number, blob: string, md5: string, rooted: boolean];
+
+export interface BlobPackTask {
+  /** Blobs the store holds: named, never packed again. */
+  known: string[];
+  /** For each entry (same index), what restore left there, or null. */
+  unchanged: (UnchangedFile | null)[];
+  /** The local blob cache, where new blobs are also written; undefined when there is none. */
+  cacheDir: string | undefined;
+}
+
+/** A manifest entry (core/blobs.ts BlobEntry) as the pack task found it. */
+export interface PackedEntry {
+  path: string;
+  type: 'File' | 'Directory' | 'SymbolicLink' | 'Link';
+  mode: number;
+  mtime?: number;
+  size: number;
+  blob?: string;
+  linkpath?: string;
 }
 
 /**
@@ -77,7 +105,11 @@ export interface PackTask {
  * the entries left out (unreadable, gone or changed since they were listed) with why.
  */
 export type PackMessage = { chunk: ArrayBuffer; bytes: number }
-  | { end: PackCounts; digests: [string, string][]; rooted: string[]; skipped: [path: string, reason: string][] };
+  | {
+    end: PackCounts; digests: [string, string][]; rooted: string[]; skipped: [path: string, reason: string][];
+    /** The blob layout: every entry, and where in the bytes posted each new blob's content starts. */
+    packed?: { entries: PackedEntry[]; blobs: [id: string, offset: number, size: number][]; bytes: number; reused: number };
+  };
 
 export interface PackCounts {
   files: number;

@@ -74,11 +74,32 @@ export async function usable(dir: string | undefined): Promise<boolean> {
   }
 }
 
+const ADDED_FILE = 'added';
+
+/**
+ * Notes `bytes` newly written to the cache, and trims it (see trimBlobCache) once what was added
+ * since the last trim passes an eighth of `limit`: a trim reads the size of every blob, too slow
+ * for every save. Concurrent writers may lose each other's notes: the cache then outgrows the
+ * limit by a little more before a trim. Best effort.
+ */
+export async function noteAdded(dir: string, bytes: number, keep: ReadonlySet<string> = new Set(), limit = BLOB_CACHE_LIMIT): Promise<void> {
+  const ledger = join(dir, ADDED_FILE);
+  try {
+    const added = (Number(await readFile(ledger, 'utf8').catch(() => '0')) || 0) + bytes;
+    if (added < limit / 8) {
+      if (bytes > 0) await writeFile(ledger, String(added));
+      return;
+    }
+    await writeFile(ledger, '0');
+    await trimBlobCache(dir, limit, keep);
+  } catch { /* best effort */ }
+}
+
 /**
  * Trims the local blob cache to `limit` bytes, removing the oldest written blobs first (never those
  * in `keep`, the ones a restore is about to read). Best effort.
  */
-export async function trimBlobCache(dir: string, limit: number, keep: ReadonlySet<string> = new Set()): Promise<void> {
+async function trimBlobCache(dir: string, limit: number, keep: ReadonlySet<string> = new Set()): Promise<void> {
   try {
     const blobs: { path: string; size: number; mtimeMs: number }[] = [];
     for (const sub of await readdir(dir)) {

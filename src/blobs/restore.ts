@@ -4,12 +4,13 @@ import { mkdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseBlobManifest, type BlobLocation, type BlobManifest } from '../core/blobs.js';
+import { bytePathFromText, type BytePath } from '../core/paths.js';
 import { BLOCK_SIZE } from '../core/ustar.js';
 import { ArchiveError } from '../errors.js';
 import type { Store, StoredBody } from '../stores/index.js';
 import { tarHeader } from '../tar-header.js';
 import {
-  BLOB_CACHE_LIMIT, blobPath, EMPTY_BLOB, indexFile, keepBlob, KNOWN_FILE, padding, remember, sha256, trimBlobCache, usable,
+  blobPath, EMPTY_BLOB, indexFile, keepBlob, KNOWN_FILE, noteAdded, padding, remember, sha256, usable,
 } from './cache.js';
 
 /** A manifest larger than this (compressed) is refused: it is read whole. */
@@ -92,7 +93,7 @@ export interface BlobRestore {
  * none. Blobs missing from the local cache are fetched first, by ranges of their packs, and each is
  * checked against its hash: one that does not match makes the cache unusable (ArchiveError).
  */
-export async function blobArchive(input: BlobRestore): Promise<StoredBody | undefined> {
+export async function blobArchive(input: BlobRestore): Promise<(StoredBody & { blobs: ReadonlyMap<BytePath, string> }) | undefined> {
   const { store, signal } = input;
   const manifest = await readManifest(store, input.key, signal);
   if (!manifest) return undefined;
@@ -126,7 +127,7 @@ export async function blobArchive(input: BlobRestore): Promise<StoredBody | unde
   }
   if (local) {
     await remember(indexFile(dir, store), manifest.blobs);
-    await trimBlobCache(dir, BLOB_CACHE_LIMIT, new Set(wanted.keys()));
+    await noteAdded(dir, missing.reduce((sum, [, l]) => sum + l.size, 0), new Set(wanted.keys()));
   }
   const bytes = manifest.entries.reduce((sum, e) => sum + e.size, 0);
   async function* tar(): AsyncGenerator<Buffer> {
@@ -148,6 +149,7 @@ export async function blobArchive(input: BlobRestore): Promise<StoredBody | unde
       if (!local) await rm(dir, { recursive: true, force: true });
     }
   }
-  return Object.assign(tar(), { size: bytes });
+  const blobs = new Map(manifest.entries.flatMap((e) => (e.blob ? [[bytePathFromText(e.path), e.blob] as const] : [])));
+  return Object.assign(tar(), { size: bytes, blobs });
 }
 

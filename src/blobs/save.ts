@@ -3,13 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { Parser, type ReadEntry } from 'tar';
-import { formatBlobManifest, type BlobEntry, type BlobLocation, type EntryType } from '../core/blobs.js';
+import { END_OF_ARCHIVE, packedChunks, type PackInput } from '../archive.js';
+import { formatBlobManifest, type BlobEntry, type BlobLocation } from '../core/blobs.js';
 import { packKey, PACKS_PREFIX } from '../core/key.js';
+import type { BytePath } from '../core/paths.js';
 import { BLOCK_SIZE } from '../core/ustar.js';
 import type { Store } from '../stores/index.js';
 import { tarHeader } from '../tar-header.js';
-import { BLOB_CACHE_LIMIT, indexFile, keepBlob, KNOWN_FILE, padding, readKnown, remember, sha256, trimBlobCache } from './cache.js';
+import type { UnchangedFile } from '../../workers/types.js';
+import { indexFile, keepBlob, KNOWN_FILE, noteAdded, padding, readKnown, remember, sha256, usable } from './cache.js';
 
 /**
  * The blobs this store is known to hold: those of the manifest restore read (in the state dir) and
@@ -29,87 +31,64 @@ export async function knownBlobs(store: Store, stateDir: string, cacheDir: strin
 export interface BlobSave {
   store: Store;
   key: string;
-  /** The uncompressed tar the archive layout would have stored. */
-  tar: AsyncIterable<Buffer>;
+  /** What to pack, as for an archive (the pack task reads the tree). */
+  pack: Omit<PackInput, 'compression'>;
   known: ReadonlyMap<string, BlobLocation>;
+  /** What the restore of this build left in place (blobs/unchanged.ts): files found as they were are not read. */
+  unchanged: ReadonlyMap<BytePath, UnchangedFile>;
   cacheDir: string | undefined;
+  /** Sees the pack's bytes on their way to the store (progress). */
+  through?: (chunks: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
   signal?: AbortSignal | undefined;
 }
 
-/**
- * Stores the tar in the blob layout: new blobs in one pack (a tar of blobs named by their hash,
- * uncompressed so that a blob is a plain byte range), then the manifest at `key`, last. Returns
- * the bytes written to the store. A failure before the manifest leaves the cache as it was.
- */
-export async function saveBlobs(input: BlobSave): Promise<{ bytes: number; blobs: number }> {
-  const entries: BlobEntry[] = [];
-  const blobs = new Map<string, BlobLocation>();
-  const pack = packKey(randomBytes(8).toString('hex'));
-  let position = 0;
-  let added = 0;
-  const kept: Promise<void>[] = [];
-  async function* packBody(): AsyncGenerator<Buffer> {
-    const ready: Buffer[] = [];
-    let failure: unknown;
-    const parser = new Parser({ strict: true });
-    parser.on('error', (error: unknown) => { failure ??= error; });
-    parser.on('entry', (entry: ReadEntry) => {
-      const type = entry.type as EntryType;
-      const record: BlobEntry = {
-        path: entry.path, type, mode: entry.mode ?? 0o644, size: entry.size ?? 0,
-        ...(entry.mtime && type !== 'Directory' ? { mtime: Math.floor(entry.mtime.getTime() / 1000) } : {}),
-        ...(entry.linkpath ? { linkpath: entry.linkpath } : {}),
-      };
-      entries.push(record);
-      if (type !== 'File') {
-        entry.resume();
-        return;
-      }
-      const chunks: Buffer[] = [];
-      entry.on('data', (chunk: Buffer) => chunks.push(chunk));
-      entry.on('end', () => {
-        const data = Buffer.concat(chunks);
-        const id = sha256(data);
-        record.blob = id;
-        const known = blobs.get(id) ?? input.known.get(id);
-        if (known) {
-          blobs.set(id, known);
-          return;
-        }
-        ready.push(tarHeader({ path: id, type: 'File', mode: 0o644, size: data.length, mtime: 0 }), data, Buffer.alloc(padding(data.length)));
-        blobs.set(id, { pack, offset: position + BLOCK_SIZE, size: data.length });
-        position += BLOCK_SIZE + data.length + padding(data.length);
-        added++;
-        kept.push(keepBlob(input.cacheDir, id, data));
-      });
-    });
-    for await (const chunk of input.tar) {
-      parser.write(chunk);
-      if (failure) throw failure;
-      yield* ready.splice(0);
-    }
-    parser.end();
-    if (failure) throw failure;
-    yield* ready.splice(0);
-    if (added > 0) yield Buffer.alloc(2 * BLOCK_SIZE);
-  }
-  const body = packBody();
-  const first = await body.next();
-  let bytes = 0;
-  if (!first.done) {
-    async function* whole() {
-      yield first.value as Buffer;
-      yield* body;
-    }
-    bytes += (await input.store.put(pack, Readable.from(whole()), input.signal)).bytes;
-  }
-  await Promise.all(kept);
-  const manifest = gzipSync(formatBlobManifest({ entries, blobs }));
-  bytes += (await input.store.put(input.key, Readable.from([manifest]), input.signal)).bytes;
-  if (input.cacheDir !== undefined) {
-    await remember(indexFile(input.cacheDir, input.store), blobs);
-    await trimBlobCache(input.cacheDir, BLOB_CACHE_LIMIT);
-  }
-  return { bytes, blobs: added };
+export interface BlobSaved {
+  /** Bytes written to the store: the pack and the manifest. */
+  bytes: number;
+  /** New blobs, in the pack. */
+  blobs: number;
+  /** Files found as restore left them, not read. */
+  unread: number;
 }
 
+/**
+ * Saves in the blob layout: the pack task writes the new blobs into one pack (a tar of blobs named
+ * by their hash, uncompressed so that a blob is a plain byte range), the meta files follow as
+ * blobs, then the manifest goes to `key`, last. A failure before the manifest leaves the cache as it was.
+ */
+export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
+  const pack = packKey(randomBytes(8).toString('hex'));
+  const cacheDir = await usable(input.cacheDir) ? input.cacheDir : undefined;
+  const kept: Promise<void>[] = [];
+  let manifest: { entries: BlobEntry[]; blobs: Map<string, BlobLocation> } | undefined;
+  let saved: Omit<BlobSaved, 'bytes'> = { blobs: 0, unread: 0 };
+  const chunks = packedChunks(input.pack, ({ end, digests, rooted, packed }) => {
+    const blobs = new Map<string, BlobLocation>(packed!.blobs.map(([id, offset, size]) => [id, { pack, offset, size }]));
+    const entries: BlobEntry[] = packed!.entries;
+    const trailing: Buffer[] = [];
+    let at = packed!.bytes;
+    for (const [path, data] of input.pack.metaFiles(end, new Map(digests), rooted)) {
+      const id = sha256(data);
+      entries.push({ path, type: 'File', mode: 0o644, size: data.length, mtime: input.pack.created, blob: id });
+      if (blobs.has(id) || input.known.has(id)) continue;
+      trailing.push(tarHeader({ path: id, type: 'File', mode: 0o644, size: data.length, mtime: 0 }), data, Buffer.alloc(padding(data.length)));
+      blobs.set(id, { pack, offset: at + BLOCK_SIZE, size: data.length });
+      at += BLOCK_SIZE + data.length + padding(data.length);
+      kept.push(keepBlob(cacheDir, id, data));
+    }
+    saved = { blobs: blobs.size, unread: packed!.reused };
+    for (const { blob } of entries) if (blob && !blobs.has(blob)) blobs.set(blob, input.known.get(blob)!);
+    manifest = { entries, blobs };
+    return [...trailing, Buffer.alloc(END_OF_ARCHIVE)];
+  }, {
+    known: [...input.known.keys()], unchanged: input.pack.entries.map((e) => input.unchanged.get(e.path) ?? null), cacheDir,
+  });
+  let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal)).bytes;
+  await Promise.all(kept);
+  bytes += (await input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!))]), input.signal)).bytes;
+  if (cacheDir !== undefined) {
+    await remember(indexFile(cacheDir, input.store), manifest!.blobs);
+    await noteAdded(cacheDir, bytes);
+  }
+  return { bytes, ...saved };
+}

@@ -140,14 +140,17 @@ export interface ArtifactState {
   size: number;
   /** Milliseconds since the epoch. */
   mtimeMs: number;
+  /** What no program sets: any write, chmod or rename since changes ctime or the inode. */
+  ctimeMs: number;
+  ino: number;
+  mode: number;
 }
 
 /**
- * A digest of the artifacts in the tree (files and symlinks with size and mtime), taken after
+ * A digest of the artifacts in the tree (files and symlinks as lstat sees them), taken after
  * restore and again at save: equal digests mean the build changed nothing worth uploading.
  */
 export function artifactFingerprint(artifacts: Iterable<ArtifactState>): string {
-  // Whole milliseconds: a time set from a fraction of a second reads back a microsecond off.
-  const lines = [...artifacts].map((a) => `${a.path}\0${a.size}\0${Math.round(a.mtimeMs)}\n`).sort();
+  const lines = [...artifacts].map((a) => `${a.path}\0${a.size}\0${a.mtimeMs}\0${a.ctimeMs}\0${a.ino}\0${a.mode}\n`).sort();
   return createHash('sha256').update(lines.join(''), 'latin1').digest('hex');
 }
