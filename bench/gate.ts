@@ -4,11 +4,13 @@
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { blobsBench } from './blobs.js';
 import { buildBench } from './build.js';
 import { printTable, type Result } from './common.js';
 import { hashBench } from './hash.js';
 import { memoryBench } from './memory.js';
 import { roundTripBench } from './roundtrip.js';
+import { storeCostBench } from './store-cost.js';
 
 /**
  * Targets not reached yet, each with what stands in the way (docs/performance.md, "Target not met"). They are
@@ -26,7 +28,7 @@ const OPEN_TARGETS: { bench: string; figure: RegExp; baseline: RegExp; why: stri
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const quick = values.quick === true;
 const benches: Record<string, (quick: boolean) => Promise<Result[]>> = {
-  hash: hashBench, build: buildBench, roundtrip: roundTripBench, memory: memoryBench,
+  hash: hashBench, build: buildBench, roundtrip: roundTripBench, memory: memoryBench, blobs: blobsBench, 'store-cost': storeCostBench,
 };
 const openTarget = (r: Result) => OPEN_TARGETS.find((t) => (quick || !t.quickOnly) && t.bench === r.bench && t.figure.test(r.figure) && t.baseline.test(r.baseline ?? ''));
 const failing = (rs: Result[]) => rs.filter((r) => r.threshold !== undefined && r.ratio! < r.threshold && !openTarget(r));

@@ -179,7 +179,7 @@ function guarded(store: Store, deadline: Deadline): Store {
       const body = await under(() => store.get(key, deadline.signal));
       return body && Object.assign(download(body), body.size === undefined ? {} : { size: body.size });
     },
-    put: (key, body) => under(() => store.put(key, Readable.from(upload(body), { objectMode: false }), deadline.signal)),
+    put: (key, body, _signal, sizeHint) => under(() => store.put(key, Readable.from(upload(body), { objectMode: false }), deadline.signal, sizeHint)),
     list: (_signal, under_) => under(() => store.list(deadline.signal, under_)),
     // Only where the store has ranged reads: readers fall back to get() where it has none.
     ...(store.getRange ? {

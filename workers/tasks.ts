@@ -7,7 +7,7 @@ import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
-import { BLOCK_SIZE, encodeUstarHeader, type UstarFields } from '../src/core/ustar.js';
+import { BLOCK_SIZE, encodeUstarHeader, portableMode, type UstarFields } from '../src/core/ustar.js';
 import { ArchiveError, describeError, NbcError } from '../src/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
@@ -149,13 +149,6 @@ export function setTimes(task: SetTimesTask): SetTimesResult {
 const PACK_CHUNK = 1 << 20;
 const PACK_IN_FLIGHT = 8;
 
-/** node-tar's portable modes: permission and setuid/setgid/sticky bits, owner rw, no group/other w. */
-function portableMode(stat: Stats): number {
-  let mode = ((stat.mode & 0o7777) | 0o600) & ~0o22;
-  if (stat.isDirectory()) mode |= (mode & 0o444) >> 2;
-  return mode;
-}
-
 // The blob layout: a file's content is read whole into this buffer (grown as needed) when it is at
 // most this big, so that its hash, which names it in the pack, is known before its header is written;
 // a bigger file is read twice, and must read the same both times.
@@ -194,9 +187,9 @@ function keepBlob(dir: string, id: string, data: Buffer): void {
 }
 
 /**
- * The pack task's blob layout: entries become manifest entries; a file restore left unchanged is
- * named by the blob it had, unread; any other file is read, and its content goes into the pack as
- * an entry named by its SHA-256 unless the store or this pack already holds it.
+ * The pack task's blob layout: entries become manifest entries; a file known unchanged since
+ * restore is named by the blob it had, unread; any other file is read, and its content goes into
+ * the pack as an entry named by its SHA-256 unless the store or this pack already holds it.
  */
 function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
   const known = new Set(task.known);
@@ -218,15 +211,16 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
     entries,
     added,
     reused: () => reused,
-    /** Whether the file at `index` is as restore left it (then it is recorded, unread). */
-    unchanged(index: number, bytePath: string, stat: Stats, fields: UstarFields, digests: [string, string][], rooted: string[]): boolean {
-      const was = task.unchanged[index];
-      if (!was || was[0] !== stat.ino || was[1] !== stat.size || was[2] !== stat.mtimeMs || was[3] !== stat.ctimeMs || !known.has(was[4])) return false;
-      entries.push({ ...fields, blob: was[4] });
-      digests.push([bytePath, was[5]]);
-      if (was[6]) rooted.push(bytePath);
+    /** The size of the entry at `index` if it is a file known unchanged (then it is recorded, unread). */
+    unread(index: number, bytePath: string, digests: [string, string][], rooted: string[]): number | undefined {
+      const known = task.unread[index];
+      if (!known) return undefined;
+      const [mode, mtime, size, blob, md5, mentionsRoot] = known;
+      entries.push({ path: textFromBytePath(bytePath), type: 'File', mode, mtime, size, blob });
+      digests.push([bytePath, md5]);
+      if (mentionsRoot) rooted.push(bytePath);
       reused++;
-      return true;
+      return size;
     },
     /** Reads an open file: its manifest entry, and its content into the pack if new. */
     file(fd: number, fields: UstarFields): { digest: string; mentionsRoot: boolean } {
@@ -379,6 +373,12 @@ export async function pack(task: PackTask): Promise<void> {
     const absolute = Buffer.from(`${task.root}/${bytePath}`, 'latin1');
     const listed = task.kinds[index];
     const target = listed === 'l' ? task.targets[link++] : undefined;
+    const unread = blobs?.unread(index, bytePath, digests, rooted);
+    if (unread !== undefined) {
+      counts.files++;
+      counts.bytes += unread;
+      return;
+    }
     if (!inTree(bytePath)) {
       skipped.push([bytePath, 'leads out of the tree']);
       return;
@@ -396,7 +396,7 @@ export async function pack(task: PackTask): Promise<void> {
       return;
     }
     const path = textFromBytePath(bytePath);
-    const mode = portableMode(stat);
+    const mode = portableMode(stat.mode, stat.isDirectory());
     if (kind === 'd') {
       confirmed.set(`/${bytePath}`, true);
       entry({ path: `${path}/`, type: 'Directory', mode, size: 0 });
@@ -420,8 +420,6 @@ export async function pack(task: PackTask): Promise<void> {
       const linkTarget = stat.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
       if (linkTarget !== undefined) {
         entry({ path, type: 'Link', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: linkTarget });
-      } else if (blobs?.unchanged(index, bytePath, stat, { path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) }, digests, rooted)) {
-        if (stat.nlink > 1) firstPathOfInode.set(inode, path);
       } else {
         // Opened before its header is written: a file that cannot be read is left out whole.
         let fd: number;

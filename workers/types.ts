@@ -74,16 +74,16 @@ export interface PackTask {
 }
 
 /**
- * A file as the restore that put it in place left it (from the state dir): one found with the same
- * inode, size, mtime and ctime is unchanged, and is not read again.
+ * A file found as restore left it (see src/blobs/unchanged.ts), as its manifest entry needs it:
+ * portable mode, mtime (seconds), size, blob, MD5, whether it mentions the root.
  */
-export type UnchangedFile = [ino: number, size: number, mtimeMs: number, ctimeMs: number, blob: string, md5: string, rooted: boolean];
+export type UnreadFile = [mode: number, mtime: number, size: number, blob: string, md5: string, rooted: boolean];
 
 export interface BlobPackTask {
   /** Blobs the store holds: named, never packed again. */
   known: string[];
-  /** For each entry (same index), what restore left there, or null. */
-  unchanged: (UnchangedFile | null)[];
+  /** For each entry (same index), the file as it is known unchanged, or null: null entries are looked at. */
+  unread: (UnreadFile | null)[];
   /** The local blob cache, where new blobs are also written; undefined when there is none. */
   cacheDir: string | undefined;
 }

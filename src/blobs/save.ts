@@ -1,5 +1,6 @@
 // The blob layout's save: see docs/design.md, "Blob layout".
 import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -10,7 +11,7 @@ import type { BytePath } from '../core/paths.js';
 import { BLOCK_SIZE } from '../core/ustar.js';
 import type { Store } from '../stores/index.js';
 import { tarHeader } from '../tar-header.js';
-import type { UnchangedFile } from '../../workers/types.js';
+import { unreadFile, type UnchangedFile } from './unchanged.js';
 import { indexFile, keepBlob, KNOWN_FILE, noteAdded, padding, readKnown, remember, sha256, usable } from './cache.js';
 
 /**
@@ -36,7 +37,11 @@ export interface BlobSave {
   known: ReadonlyMap<string, BlobLocation>;
   /** What the restore of this build left in place (blobs/unchanged.ts): files found as they were are not read. */
   unchanged: ReadonlyMap<BytePath, UnchangedFile>;
+  /** The artifacts' lstat, taken after they were listed. */
+  stats: ReadonlyMap<BytePath, Stats>;
   cacheDir: string | undefined;
+  /** About how big the pack will be, at most (see Store.put). */
+  sizeHint?: number;
   /** Sees the pack's bytes on their way to the store (progress). */
   through?: (chunks: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
   signal?: AbortSignal | undefined;
@@ -81,9 +86,14 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
     manifest = { entries, blobs };
     return [...trailing, Buffer.alloc(END_OF_ARCHIVE)];
   }, {
-    known: [...input.known.keys()], unchanged: input.pack.entries.map((e) => input.unchanged.get(e.path) ?? null), cacheDir,
+    known: [...input.known.keys()], cacheDir,
+    // A file whose blob the store no longer holds is read and packed again.
+    unread: input.pack.entries.map(({ path }) => {
+      const was = input.unchanged.get(path);
+      return was && input.known.has(was[4]) ? unreadFile(was, input.stats.get(path)) : null;
+    }),
   });
-  let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal)).bytes;
+  let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal, input.sizeHint)).bytes;
   await Promise.all(kept);
   bytes += (await input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!))]), input.signal)).bytes;
   if (cacheDir !== undefined) {

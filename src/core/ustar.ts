@@ -15,6 +15,13 @@ export interface UstarFields {
 }
 
 export const BLOCK_SIZE = 512;
+
+/** node-tar's portable modes: permission and setuid/setgid/sticky bits, owner rw, no group/other w. */
+export function portableMode(mode: number, directory: boolean): number {
+  let portable = ((mode & 0o7777) | 0o600) & ~0o22;
+  if (directory) portable |= (portable & 0o444) >> 2;
+  return portable;
+}
 // node-tar moves a directory part of a name of 100 bytes or more into the prefix field.
 const NAME_BYTES = 99;
 const LINK_BYTES = 100;

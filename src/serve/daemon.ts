@@ -175,7 +175,7 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
     try {
       if (writer) {
         for await (const chunk of counted()) await writer.write(chunk);
-        await upstream.put(key, createReadStream(writer.path, { highWaterMark: 1 << 20 }));
+        await upstream.put(key, createReadStream(writer.path, { highWaterMark: 1 << 20 }), undefined, bytes);
         const meta = await upstreamMeta(upstream, key);
         if (meta) await writer.commit(meta);
         else await writer.abort();

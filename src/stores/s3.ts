@@ -43,6 +43,10 @@ export interface S3Settings {
   maxAttempts?: number;
 }
 
+/** An upload of known size aims at this many parts; parts never grow past MAX_PART_GROWTH × partSize. */
+const PARTS_WANTED = 24;
+const MAX_PART_GROWTH = 4;
+
 export const S3_DEFAULTS = {
   region: 'us-east-1', partSize: 8 << 20, queueSize: 4, connectTimeout: 2000, socketTimeout: 10_000, maxAttempts: 3,
 } as const;
@@ -231,8 +235,8 @@ export class S3Store implements Store {
    * previous archive in place; racing saves each leave a whole archive, and the pointer names one.
    * Other objects (markers, not archives) are written at their key as they are.
    */
-  async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
-    if (!isArchiveKey(key)) return { bytes: (await this.#upload(key, body, signal)).bytes };
+  async put(key: string, body: Readable, signal?: AbortSignal, sizeHint?: number): Promise<{ bytes: number }> {
+    if (!isArchiveKey(key)) return { bytes: (await this.#upload(key, body, signal, sizeHint)).bytes };
     const previous = await this.#pointedAt(key, signal);
     const nonce = randomBytes(8).toString('hex');
     const objectKey = archiveObjectKey(key, nonce);
@@ -251,8 +255,19 @@ export class S3Store implements Store {
     return { bytes };
   }
 
+  /**
+   * The part size and parts in flight for an upload of about `sizeHint` bytes: parts grow (up to
+   * four times the configured size) so that a large upload takes a few dozen requests, not one per
+   * 8 MiB, and fewer go at once, so that the bytes in flight stay as configured.
+   */
+  #parts(sizeHint: number | undefined): { partSize: number; queueSize: number } {
+    const { partSize, queueSize } = this.#settings;
+    const size = Math.min(Math.max(partSize, Math.ceil((sizeHint ?? 0) / PARTS_WANTED)), MAX_PART_GROWTH * partSize);
+    return { partSize: size, queueSize: Math.max(1, Math.floor((queueSize * partSize) / size)) };
+  }
+
   /** Uploads `body` to `key` (in parts when large), counting and hashing it on the way. */
-  async #upload(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number; sha256: string }> {
+  async #upload(key: string, body: Readable, signal?: AbortSignal, sizeHint?: number): Promise<{ bytes: number; sha256: string }> {
     const hash = createHash('sha256');
     let bytes = 0;
     const counted = Readable.from((async function* count() {
@@ -266,7 +281,7 @@ export class S3Store implements Store {
     const onAbort = () => abortController.abort();
     signal?.addEventListener('abort', onAbort);
     const upload = new Upload({
-      client: this.#client, partSize: this.#settings.partSize, queueSize: this.#settings.queueSize, abortController,
+      client: this.#client, ...this.#parts(sizeHint), abortController,
       // We abort a failed upload ourselves: some servers refuse AbortMultipartUpload, and the SDK
       // would then report that refusal instead of what went wrong.
       leavePartsOnError: true,

@@ -23,8 +23,11 @@ export interface Store {
    * Optional: where a store lacks it, readers read the object from its start (see blobs.ts).
    */
   getRange?(key: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer | undefined>;
-  /** Writes the object so that readers see either the previous one or the whole new one. */
-  put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }>;
+  /**
+   * Writes the object so that readers see either the previous one or the whole new one.
+   * `sizeHint`: about how many bytes the body has, when known, so that a large upload goes in fewer, larger parts.
+   */
+  put(key: string, body: Readable, signal?: AbortSignal, sizeHint?: number): Promise<{ bytes: number }>;
   /** Every object in the store whose key starts with `under` (default: all), in no particular order. */
   list(signal?: AbortSignal, under?: string): Promise<StoredObject[]>;
   /**
