@@ -5,25 +5,23 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { formatBlobManifest, type BlobEntry, type BlobLocation, type EntryType } from '../core/blobs.js';
-import { packKey, PACKS_PREFIX } from '../core/key.js';
+import { packKey } from '../core/key.js';
 import { BLOCK_SIZE } from '../core/ustar.js';
 import type { Store } from '../stores/index.js';
 import { tarHeader } from '../tar-header.js';
+import { keepUsable, recheckPacks } from './gc.js';
 import { BLOB_CACHE_LIMIT, indexFile, keepBlob, KNOWN_FILE, padding, readKnown, remember, sha256, trimBlobCache } from './cache.js';
 
 /**
  * The blobs this store is known to hold: those of the manifest restore read (in the state dir) and
  * of the last manifest this machine read or wrote (the local index), kept only where their pack is
- * still listed, so a save never names a blob of a pack that is gone.
+ * still listed and not marked by prune (blobs/gc.ts), so a save never names a blob prune may delete.
  */
 export async function knownBlobs(store: Store, stateDir: string, cacheDir: string | undefined, signal?: AbortSignal): Promise<Map<string, BlobLocation>> {
   const known = new Map<string, BlobLocation>();
   await readKnown(join(stateDir, KNOWN_FILE), known);
   if (cacheDir !== undefined) await readKnown(indexFile(cacheDir, store), known);
-  if (known.size === 0) return known;
-  const packs = new Set((await store.list(signal, PACKS_PREFIX)).map((object) => object.key));
-  for (const [id, location] of known) if (!packs.has(location.pack)) known.delete(id);
-  return known;
+  return known.size === 0 ? known : keepUsable(store, known, signal);
 }
 
 export interface BlobSave {
@@ -104,6 +102,7 @@ export async function saveBlobs(input: BlobSave): Promise<{ bytes: number; blobs
     bytes += (await input.store.put(pack, Readable.from(whole()), input.signal)).bytes;
   }
   await Promise.all(kept);
+  await recheckPacks(input.store, input.known, blobs, input.signal);
   const manifest = gzipSync(formatBlobManifest({ entries, blobs }));
   bytes += (await input.store.put(input.key, Readable.from([manifest]), input.signal)).bytes;
   if (input.cacheDir !== undefined) {

@@ -10,8 +10,8 @@ export const COMMANDS: Record<Command, string> = {
   settle: 'after configure: give restored files that configure rewrote with the same content their restored times back (run in postConfigure)',
   save: 'archive the cache dirs with the manifest recorded by restore and store it under the cache name (run in preInstall)',
   hash: 'print the MD5 manifest of DIR (default: the current directory) in md5sum format',
-  ls: 'list the cache archives in the store: name, size, age, key',
-  prune: 'delete cache archives by age, by total size (least recently restored first) and/or keeping the newest N per name',
+  ls: 'list the caches in the store (archives and blob-layout manifests): name, size, age, key; with blob-layout caches also their logical size and a total of logical against stored bytes',
+  prune: 'delete caches by age, by total size (least recently restored first) and/or keeping the newest N per name, then garbage-collect the packs of the blob layout',
   stats: 'show the hit rate, files reused and recompiled, bytes and time per cache name, from the events restore and save recorded',
   serve: 'run the daemon that sandboxed builds reach at --socket (--store unix://SOCKET): it holds the upstream store and its credentials',
 };
@@ -50,7 +50,7 @@ export const OPTIONS: Record<string, Spec> = {
   'state-dir': { type: 'string', value: 'DIR', env: ['NBC_STATE_DIR'], fallback: '$NIX_BUILD_TOP/.nix-build-cache, else one per source root in $TMPDIR', help: 'where restore records the manifest for settle and save', commands: AFTER_RESTORE },
   root: { type: 'string', value: 'DIR', env: ['NBC_ROOT'], fallback: 'the current directory (settle, save: the root restore recorded for it or a parent)', help: 'the source root', commands: AFTER_RESTORE },
   compression: { type: 'string', value: 'gzip|zstd|none', env: ['NBC_COMPRESSION'], fallback: 'zstd', help: 'archive compression (part of the key; reading detects it); zstd runs the zstd program, level 1 on two threads', commands: BUILD },
-  layout: { type: 'string', value: 'archive|blobs', env: ['NBC_LAYOUT'], fallback: 'archive', help: 'what a cache is in the store: one archive per save, or blobs (experimental: content-addressed, a save uploads only new files, a restore fetches only what the local blob cache lacks; prune does not collect its packs yet)', commands: BUILD },
+  layout: { type: 'string', value: 'archive|blobs', env: ['NBC_LAYOUT'], fallback: 'archive', help: 'what a cache is in the store: one archive per save, or blobs (experimental: content-addressed, a save uploads only new files, a restore fetches only what the local blob cache lacks)', commands: BUILD },
   salt: { type: 'string', value: 'TEXT', env: ['NBC_SALT'], fallback: 'none', help: 'anything that makes caches incompatible, e.g. a toolchain fingerprint (part of the key)', commands: BUILD },
   'lookup-only': { type: 'boolean', fallback: 'off', help: 'only say whether there is a hit (and which key): download nothing, change nothing', commands: ['restore'] },
   'fail-on-miss': { type: 'boolean', env: ['NBC_FAIL_ON_MISS'], fallback: 'off', help: 'exit 1 when no cache was restored (after leaving a clean tree for a build from scratch)', commands: ['restore'] },
@@ -76,7 +76,9 @@ export const OPTIONS: Record<string, Spec> = {
   'older-than': { type: 'string', value: 'AGE', fallback: 'none', help: 'delete archives older than AGE (30m, 12h, 7d, 2w)', commands: ['prune'] },
   'max-size': { type: 'string', value: 'SIZE', fallback: 'none', help: 'then delete the least recently restored archives (by save time if never restored) until the store holds at most SIZE, as ccache max_size (K, M, G suffixes)', commands: ['prune'] },
   keep: { type: 'string', value: 'N', fallback: 'none', help: 'never delete the newest N archives of each cache name', commands: ['prune'] },
-  'dry-run': { type: 'boolean', fallback: 'off', help: 'list what prune would delete, delete nothing', commands: ['prune'] },
+  'gc-grace': { type: 'string', value: 'AGE', fallback: '1h', help: 'blob layout: a pack no cache names is marked, and deleted by a later prune once marked for AGE (30m, 12h, 7d, 2w); below 1h only safe when no save runs meanwhile', commands: ['prune'] },
+  'repack-below': { type: 'string', value: 'FRACTION', fallback: '0.5', help: 'blob layout: mark packs whose live bytes are below FRACTION of their size for repacking (saves upload their live blobs again, then the pack is collected); 0: never', commands: ['prune'] },
+  'dry-run': { type: 'boolean', fallback: 'off', help: 'list what prune would delete (caches, packs, marks) and the bytes freed, delete nothing', commands: ['prune'] },
   threads: { type: 'string', value: 'N', env: ['NBC_THREADS'], fallback: 'number of cores', help: 'worker threads for hashing and setting times', commands: ['restore', 'save', 'hash'] },
   json: { type: 'string', value: 'FILE', env: ['NBC_JSON'], fallback: 'none', help: "write the run's report as JSON to FILE (-: to stdout, and listings to stderr)", commands: ALL },
   strict: { type: 'boolean', env: ['NBC_STRICT'], fallback: 'off', help: 'fail (exit 1) on any cache problem instead of warning and building on', commands: AFTER_RESTORE },
@@ -143,7 +145,7 @@ const FLAGS: Record<string, string> = {
   store: 'store', cacheName: 'cache-name', fallbacks: 'fallback', cacheDirs: 'cache-dir', compression: 'compression', salt: 'salt',
   threads: 'threads', 's3.endpoint': 'endpoint', 's3.partSize': 'part-size', 's3.queueSize': 'queue-size', 's3.connectTimeout': 'connect-timeout',
   's3.socketTimeout': 'socket-timeout', 's3.maxAttempts': 'max-attempts', 'limits.maxBytes': 'max-unpacked', 'limits.maxEntries': 'max-entries',
-  keep: 'keep', olderThan: 'older-than', maxSize: 'max-size',
+  keep: 'keep', olderThan: 'older-than', maxSize: 'max-size', gcGrace: 'gc-grace', repackBelow: 'repack-below',
 };
 
 export function flagProblem(problem: string): string {
