@@ -3,8 +3,10 @@ import { readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Readable } from 'node:stream';
+import { keepUsable, recheckPacks } from '../src/blobs/gc.js';
 import { readManifest } from '../src/blobs/restore.js';
-import { blobsKey, parseCacheKey } from '../src/core/key.js';
+import { blobsKey, markKey, parseCacheKey } from '../src/core/key.js';
 import { FileStore, pruneStore, restore, save, type Store } from '../src/index.js';
 import type { RestoreOptions } from '../src/options.js';
 import { runCli, tempDir, writeTree } from './helpers.js';
@@ -191,6 +193,25 @@ test('a save between a prune listing and its sweep never names blobs of a marked
   assert.equal(swept.gc.deletePacks.map((p) => p.key), [`blobs/packs/${gone}`]);
   assert.is(await checkManifests(new FileStore(store)), 2);
   assert.is((await restore(machine(store, 'racer'))).outcome, 'hit');
+});
+
+test('a save whose check of the packs is older than half the grace checks again before its manifest', async () => {
+  const store = join(work, 'store-recheck');
+  await build(machine(store, 'main'), pool.slice(0, 3));
+  const files = new FileStore(store);
+  const manifest = (await readManifest(files, (await files.list()).find((o) => parseCacheKey(o.key))!.key))!;
+  const known = await keepUsable(files, new Map(manifest.blobs), undefined);
+  assert.is(known.size, manifest.blobs.size);
+  const [pack] = [...new Set([...known.values()].map((l) => l.pack))];
+  await files.put(markKey(pack!, 'gc'), Readable.from([]));
+  const soon = Date.now() + 29 * 60_000;
+  const late = Date.now() + 31 * 60_000;
+  await recheckPacks(files, known, known, undefined, soon);
+  const error = await recheckPacks(files, known, known, undefined, late).then(() => undefined, (e: unknown) => e);
+  assert.match(String(error), /prune marked or collected blobs\/packs\/[0-9a-f]{16}\.pack while this save ran/);
+  await recheckPacks(files, known, new Map(), undefined, late);
+  // Checked after the mark: that pack's blobs are unknown, uploaded again.
+  assert.is((await keepUsable(files, new Map(manifest.blobs), undefined)).size, 0);
 });
 
 test('saves racing each other and prunes, many rounds: every manifest names blobs that exist', async () => {
