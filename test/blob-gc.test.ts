@@ -8,6 +8,7 @@ import { keepUsable, recheckPacks } from '../src/blobs/gc.js';
 import { readManifest } from '../src/blobs/restore.js';
 import { blobsKey, markKey, parseCacheKey } from '../src/core/key.js';
 import { FileStore, pruneStore, restore, save, type Store } from '../src/index.js';
+import { S3Store } from '../src/stores/s3.js';
 import type { RestoreOptions } from '../src/options.js';
 import { runCli, tempDir, writeTree } from './helpers.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
@@ -158,42 +159,51 @@ test('repack: a pack mostly garbage is marked, the next save uploads its live bl
   assert.is((await restore(machine(store, 'main'))).outcome, 'hit');
 });
 
-/** A directory store that runs `between` once, right after its first whole listing: a save between a prune's listing and its deletions. */
-class PausingStore extends FileStore {
-  private between: (() => Promise<void>) | undefined;
-  constructor(dir: string, between: () => Promise<void>) {
-    super(dir);
-    this.between = between;
-  }
-  override async list(signal?: AbortSignal, under = '') {
-    const objects = await super.list(signal, under);
-    const between = this.between;
-    this.between = undefined;
-    if (under === '' && between) await between();
+/** `store`, running `between` once right after its first whole listing: a save between a prune's listing and its deletions. */
+function pausing<T extends Store>(store: T, between: () => Promise<void>): T {
+  const list = store.list.bind(store);
+  let pending: (() => Promise<void>) | undefined = between;
+  store.list = async (signal?: AbortSignal, under = '') => {
+    const objects = await list(signal, under);
+    const run = pending;
+    pending = undefined;
+    if (under === '' && run) await run();
     return objects;
-  }
+  };
+  return store;
 }
 
-test('a save between a prune listing and its sweep never names blobs of a marked pack', async () => {
-  const store = join(work, 'store-between');
-  await build(machine(store, 'main'), pool.slice(0, 6));
-  const [gone] = packsIn(store);
-  const knows = machine(store, 'main');
-  assert.is((await restore(knows)).outcome, 'hit', 'this machine knows the blobs of the first pack');
-  // Other sources too: not even the sources' manifest (a blob as well) stays in the first pack.
-  const next = machine(store, 'main');
-  writeTree(next.root, { 'src/a.c': 'int b;\n' });
-  await build(next, pool.slice(6, 12));
-  const first = await pruneStore({ store, keep: 1, now: Date.now() + 2 * HOUR });
-  assert.equal(first.gc.mark, [{ key: `blobs/marks/${gone!.slice(0, 16)}.gc`, kind: 'gc' }]);
-  const racing = { ...knows, cacheName: 'racer' };
-  const swept = await pruneStore({
-    store: new PausingStore(store, async () => assert.is((await save(racing)).outcome, 'saved')), keep: 1, now: Date.now() + 4 * HOUR,
+for (const kind of ['directory', 'S3'] as const) {
+  test(`${kind} store: a save between a prune's listing and its sweep never names blobs of a marked pack`, async () => {
+    const location = kind === 'S3' ? `s3://${s3.bucket}/between` : join(work, 'store-between');
+    const opened: Store[] = [];
+    const open = () => {
+      opened.push(kind === 'S3'
+        ? new S3Store(s3.bucket, 'between', { endpoint: s3.endpoint, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'x' } })
+        : new FileStore(location));
+      return opened.at(-1)!;
+    };
+    const packs = async () => (await open().list(undefined, 'blobs/packs/')).map((o) => o.key);
+    await build(machine(location, 'main'), pool.slice(0, 6));
+    const [gone] = await packs();
+    const knows = machine(location, 'main');
+    assert.is((await restore(knows)).outcome, 'hit', 'this machine knows the blobs of the first pack');
+    // Other sources too: not even the sources' manifest (a blob as well) stays in the first pack.
+    const next = machine(location, 'main');
+    writeTree(next.root, { 'src/a.c': 'int b;\n' });
+    await build(next, pool.slice(6, 12));
+    const first = await pruneStore({ store: open(), keep: 1, now: Date.now() + 2 * HOUR });
+    assert.equal(first.gc.mark, [{ key: `blobs/marks/${gone!.slice(12, 28)}.gc`, kind: 'gc' }]);
+    const racing = { ...knows, cacheName: 'racer' };
+    const swept = await pruneStore({
+      store: pausing(open(), async () => assert.is((await save(racing)).outcome, 'saved')), keep: 1, now: Date.now() + 4 * HOUR,
+    });
+    assert.equal(swept.gc.deletePacks.map((p) => p.key), [gone]);
+    assert.is(await checkManifests(open()), 2);
+    assert.is((await restore(machine(location, 'racer'))).outcome, 'hit');
+    for (const store of opened) store.close();
   });
-  assert.equal(swept.gc.deletePacks.map((p) => p.key), [`blobs/packs/${gone}`]);
-  assert.is(await checkManifests(new FileStore(store)), 2);
-  assert.is((await restore(machine(store, 'racer'))).outcome, 'hit');
-});
+}
 
 test('a save whose check of the packs is older than half the grace checks again before its manifest', async () => {
   const store = join(work, 'store-recheck');

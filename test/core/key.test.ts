@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { COMPRESSIONS } from '../../src/core/config.js';
 import { blobsKey, cacheKey, cacheNameOf, markKey, objectKey, packKey, parseArchiveKey, parseCacheKey, parseMarkKey, whyMissing } from '../../src/core/key.js';
-import { archiveObjectKey, besideOf } from '../../src/core/pointer.js';
+import { archiveObjectKey, besideOf, logicalListing } from '../../src/core/pointer.js';
 
 const test = suite('archive keys: one module makes and reads them');
 
@@ -38,6 +38,9 @@ test('one parser for both layouts: blob manifests are caches; packs, marks and m
   for (const other of [pack, markKey(pack, 'gc'), markKey(pack, 'repack'), `${key}.restored`, `${key}.tmp-1-ab`]) assert.is(parseCacheKey(other), undefined, other);
   assert.equal(parseMarkKey(markKey(pack, 'repack')), { pack, kind: 'repack' });
   assert.is(parseMarkKey(pack), undefined);
+  // The S3 pointer layout hides only what lies beside archive keys: manifests, packs and marks list as they are.
+  const raw = [key, pack, markKey(pack, 'gc')].map((k) => ({ key: k, size: 1, modified: new Date(0) }));
+  assert.equal(logicalListing(raw), raw);
 });
 
 test('a miss in one layout says so when the other layout has caches of the name', () => {
