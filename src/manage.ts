@@ -50,26 +50,36 @@ export interface StoreTotals {
   garbage: number;
 }
 
+const MANIFEST_READS = 8;
+
 async function inventory(store: Store, signal?: AbortSignal): Promise<Inventory> {
   const objects = await store.list(signal);
   const restored = new Map(objects.filter((o) => o.key.endsWith(RESTORED_SUFFIX)).map((o) => [o.key.slice(0, -RESTORED_SUFFIX.length), o.modified]));
   const caches: CacheObject[] = [];
   const manifests = new Map<string, BlobManifest>();
   const totals: StoreTotals = { logical: 0, stored: 0, archives: 0, manifests: 0, packs: 0, garbage: 0 };
-  for (const object of objects) {
-    const parsed = parseCacheKey(object.key);
+  const found = objects.map((object) => ({ object, parsed: parseCacheKey(object.key) }));
+  // Manifests are read a few at a time: a GET each.
+  const read = new Map<string, BlobManifest | 'damaged' | undefined>();
+  const wanted = found.filter(({ parsed }) => parsed?.layout === 'blobs').map(({ object }) => object.key);
+  for (let next = 0; next < wanted.length;) {
+    await Promise.all(wanted.slice(next, next += MANIFEST_READS).map(async (key) => {
+      // A manifest replaced since the listing is read as it is now; one damaged names nothing (restore refuses it too).
+      read.set(key, await readManifest(store, key, signal).catch((error: unknown) => {
+        if (error instanceof ArchiveError) return 'damaged' as const;
+        throw error;
+      }));
+    }));
+  }
+  for (const { object, parsed } of found) {
     if (!parsed) continue;
     const lastRestored = restored.get(object.key);
     const cache: CacheObject = { ...object, name: parsed.name, layout: parsed.layout, ...(lastRestored ? { lastRestored } : {}) };
     if (parsed.layout === 'archive') totals.archives += object.size;
     else {
-      totals.manifests += object.size;
-      // A manifest replaced since the listing is read as it is now; one damaged names nothing (restore refuses it too).
-      const manifest = await readManifest(store, object.key, signal).catch((error: unknown) => {
-        if (error instanceof ArchiveError) return 'damaged' as const;
-        throw error;
-      });
+      const manifest = read.get(object.key);
       if (!manifest) continue;
+      totals.manifests += object.size;
       if (manifest !== 'damaged') {
         manifests.set(object.key, manifest);
         const blobs = new Map([...manifest.blobs].map(([id, location]) => [id, location.size]));
