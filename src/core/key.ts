@@ -89,7 +89,7 @@ export function whyMissing(wanted: string, others: readonly string[]): string | 
   if (same.some((parsed) => parsed.format === mine.format && parsed.settings === mine.settings)) {
     return `${what} of this name exist for another toolchain salt (the compiler or build inputs changed)`;
   }
-  return `${what} of this name exist for other settings (cache dirs, compression or archive format)`;
+  return `${what} of this name exist for other settings (${mine.layout === 'blobs' ? 'cache dirs or manifest format' : 'cache dirs, compression or archive format'})`;
 }
 
 /** Version of the blob layout's manifest (core/blobs.ts); part of its key. */

@@ -38,14 +38,16 @@ export function parseDuration(text: string): number | undefined {
   return match ? Number(match[1]) * UNITS[match[2]!]! : undefined;
 }
 
+/** Which caches (archives and blob-layout manifests alike) a prune deletes. */
 export interface PruneRule {
-  /** Delete only archives older than this many milliseconds. */
+  /** Delete only caches older than this many milliseconds. */
   olderThanMs?: number;
-  /** Never delete the newest `keep` archives of each name. */
+  /** Never delete the newest `keep` caches of each name. */
   keep?: number;
   /**
-   * Then delete the least recently used archives (see lastUsed) until the rest hold at most this
-   * many bytes, as ccache's max_size; the newest `keep` of each name stay even so.
+   * Then delete the least recently used caches (see lastUsed) until the rest hold at most this
+   * many bytes (a blob shared by several counted once), as ccache's max_size; the newest `keep` of
+   * each name stay even so.
    */
   maxSize?: number;
 }
