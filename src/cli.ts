@@ -76,10 +76,12 @@ async function execute(command: Command, values: Values, positionals: string[], 
     if (olderThan !== undefined && olderThanMs === undefined) options.problems.push(`--older-than: use a number and s, m, h, d or w (got ${JSON.stringify(olderThan)})`);
     const keep = options.number('keep');
     const maxSize = command === 'prune' ? options.size('max-size') : undefined;
-    if (command === 'prune' && olderThan === undefined && keep === undefined && maxSize === undefined && options.problems.length === 0) {
-      options.problems.push('prune: give --older-than, --keep, --max-size or several');
-    }
     const grace = options.string('gc-grace');
+    // --gc-grace or --repack-below alone: collect packs, delete no cache.
+    const collectOnly = grace !== undefined || options.string('repack-below') !== undefined;
+    if (command === 'prune' && olderThan === undefined && keep === undefined && maxSize === undefined && !collectOnly && options.problems.length === 0) {
+      options.problems.push('prune: give --older-than, --keep, --max-size or several (or --gc-grace alone to collect packs only)');
+    }
     const gcGraceMs = grace === undefined ? undefined : parseDuration(grace);
     if (grace !== undefined && gcGraceMs === undefined) options.problems.push(`--gc-grace: use a number and s, m, h, d or w (got ${JSON.stringify(grace)})`);
     const below = options.string('repack-below');

@@ -131,13 +131,14 @@ export interface PruneResult {
   gc: GcResult;
 }
 
-/** Deletes the caches the rule selects (see selectForPrune), then collects packs (see collectPacks). */
+/** Deletes the caches the rule selects (see selectForPrune; none with only gcGraceMs or repackBelow), then collects packs (see collectPacks). */
 export async function pruneStore(options: PruneOptions): Promise<PruneResult> {
   const problems = [
     options.keep === undefined ? undefined : checkPositiveInteger('keep', options.keep),
     options.olderThanMs === undefined || options.olderThanMs >= 0 ? undefined : `olderThan: must not be negative (got ${options.olderThanMs})`,
     options.maxSize === undefined ? undefined : checkPositiveInteger('maxSize', options.maxSize),
-    options.keep === undefined && options.olderThanMs === undefined && options.maxSize === undefined ? 'prune: give olderThan, keep, maxSize, or several' : undefined,
+    options.keep === undefined && options.olderThanMs === undefined && options.maxSize === undefined && options.gcGraceMs === undefined
+      && options.repackBelow === undefined ? 'prune: give olderThan, keep, maxSize, or several (or gcGraceMs alone to collect packs only)' : undefined,
     options.gcGraceMs === undefined || options.gcGraceMs >= 0 ? undefined : `gcGrace: must not be negative (got ${options.gcGraceMs})`,
     options.repackBelow === undefined || (options.repackBelow >= 0 && options.repackBelow <= 1) ? undefined : `repackBelow: must be from 0 to 1 (got ${options.repackBelow})`,
   ].filter((p): p is string => p !== undefined);

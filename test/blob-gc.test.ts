@@ -269,6 +269,7 @@ test('on S3 through the command line: ls, a dry run, marks, then the sweep with 
   assert.is(report.gc.deletedMarks.length, 1);
   assert.match(swept.stderr, /prune: deleted 0 archives, 0\.0 MB; packs: 1 pack 0\.0 MB, 0 marked, 1 mark cleared/);
   assert.is((await runCli(['prune', ...store, '--keep', '1', '--gc-grace', 'soon'], { cwd: work, env })).code, 2);
+  assert.match((await runCli(['prune', ...store, '--gc-grace', '1h', '--dry-run'], { cwd: work, env })).stderr, /prune: would delete 0 archives, 0\.0 MB; 0\./, 'collect only');
   // S3 times are whole seconds: which of a's two caches --keep 1 kept may be either.
   const gone = /^deleted {2}a .* (a\/b1-[0-9a-f]{16}\.blobs)\n/.exec(marked.stdout)![1];
   const kept = gone === blobsKey('a', { cacheDirs: ['obj'], compression: 'zstd', salt: 'new' }) ? undefined : 'new';
