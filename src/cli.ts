@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { listed, printCaches, printExplain, progress, writeGithubOutput } from './cli/output.js';
+import { listed, printCaches, printCollected, printExplain, progress, writeGithubOutput } from './cli/output.js';
 import { buildOptions, Gathered, inNixBuildOutside, notADirectory, storeLocation, type Values } from './cli/settings.js';
 import { COMMANDS, flagProblem, OPTIONS, unknownCommand, unknownOption, usage, type Command } from './cli/spec.js';
 import { formatManifest } from './core/manifest.js';
@@ -76,17 +76,34 @@ async function execute(command: Command, values: Values, positionals: string[], 
     if (olderThan !== undefined && olderThanMs === undefined) options.problems.push(`--older-than: use a number and s, m, h, d or w (got ${JSON.stringify(olderThan)})`);
     const keep = options.number('keep');
     const maxSize = command === 'prune' ? options.size('max-size') : undefined;
-    if (command === 'prune' && olderThan === undefined && keep === undefined && maxSize === undefined && options.problems.length === 0) {
-      options.problems.push('prune: give --older-than, --keep, --max-size or several');
+    const grace = options.string('gc-grace');
+    // --gc-grace or --repack-below alone: collect packs, delete no cache.
+    const collectOnly = grace !== undefined || options.string('repack-below') !== undefined;
+    if (command === 'prune' && olderThan === undefined && keep === undefined && maxSize === undefined && !collectOnly && options.problems.length === 0) {
+      options.problems.push('prune: give --older-than, --keep, --max-size or several (or --gc-grace alone to collect packs only)');
     }
+    const gcGraceMs = grace === undefined ? undefined : parseDuration(grace);
+    if (grace !== undefined && gcGraceMs === undefined) options.problems.push(`--gc-grace: use a number and s, m, h, d or w (got ${JSON.stringify(grace)})`);
+    const below = options.string('repack-below');
+    const repackBelow = below === undefined ? undefined : Number(below);
+    if (below !== undefined && !(repackBelow! >= 0 && repackBelow! <= 1)) options.problems.push(`--repack-below: a fraction from 0 to 1 (got ${JSON.stringify(below)})`);
     if (options.problems.length > 0) throw new ConfigError(options.problems);
     const store = { store: built.store, s3: built.s3! };
     const location = typeof built.store === 'string' ? built.store : built.store.location;
-    const { listCaches, pruneCaches } = await import('./manage.js');
-    if (command === 'ls') return { command, store: location, caches: listed(await listCaches(store)), seconds: seconds() };
+    const { listStore, pruneStore } = await import('./manage.js');
+    if (command === 'ls') {
+      const { caches, totals } = await listStore(store);
+      return { command, store: location, caches: listed(caches), totals, seconds: seconds() };
+    }
     const dryRun = values['dry-run'] === true;
-    const deleted = await pruneCaches({ ...store, dryRun, ...(olderThanMs === undefined ? {} : { olderThanMs }), ...(keep === undefined ? {} : { keep }), ...(maxSize === undefined ? {} : { maxSize }) });
-    return { command, store: location, dryRun, deleted: listed(deleted), seconds: seconds() };
+    const { deleted, gc } = await pruneStore({
+      ...store, dryRun, ...(olderThanMs === undefined ? {} : { olderThanMs }), ...(keep === undefined ? {} : { keep }), ...(maxSize === undefined ? {} : { maxSize }),
+      ...(gcGraceMs === undefined ? {} : { gcGraceMs }), ...(repackBelow === undefined ? {} : { repackBelow }),
+    });
+    return {
+      command, store: location, dryRun, deleted: listed(deleted), seconds: seconds(),
+      gc: { deletedPacks: gc.deletePacks.map(({ key, size }) => ({ key, size })), marked: gc.mark, deletedMarks: gc.deleteMarks, garbage: gc.garbage },
+    };
   }
   if (command === 'settle') {
     if (options.problems.length > 0) throw new ConfigError(options.problems);
@@ -228,10 +245,13 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 1;
   }
   if (report.command === 'restore' && gathered.get('explain') === true) printExplain(report, out);
-  if (report.command === 'ls') printCaches(report.caches, out);
+  if (report.command === 'ls') printCaches(report.caches, out, '', report.totals);
   if (report.command === 'stats') out.write((await import('./events.js')).statsTable(report));
   if (report.command === 'restore' || report.command === 'save') await record(report, gathered, env, onWarning);
-  if (report.command === 'prune') printCaches(report.deleted, out, report.dryRun ? 'would delete  ' : 'deleted  ');
+  if (report.command === 'prune') {
+    printCaches(report.deleted, out, report.dryRun ? 'would delete  ' : 'deleted  ');
+    printCollected(report.gc, out, report.dryRun);
+  }
   if (json === '-') process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else if (json) {
     await writeFile(json, `${JSON.stringify(report, null, 2)}\n`).catch((error: unknown) =>

@@ -12,7 +12,7 @@ export type { CacheOptions, RestoreOptions, SaveOptions } from './options.js';
 export type { HashReport, Report, RestoreReport, SaveReport, StatsReport, ExplainLine, Attempt } from './report.js';
 export { hashTree, type HashTreeOptions, type TreeHash } from './hash.js';
 export { WorkerPool } from './pool.js';
-export { listCaches, pruneCaches, type PruneOptions, type StoreOptions } from './manage.js';
+export { listCaches, listStore, pruneCaches, pruneStore, type PruneOptions, type PruneResult, type StoreOptions, type StoreTotals } from './manage.js';
 export { FileStore } from './stores/file.js';
 // S3Store is reached through openStore('s3://…'): importing it here would load the AWS SDK
 // (a tenth of a second) into every program that uses the library, S3 or not.

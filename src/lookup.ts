@@ -1,4 +1,4 @@
-import { objectKey, whyMissing } from './core/key.js';
+import { cacheKey, whyMissing } from './core/key.js';
 import { ConfigError, describeError } from './errors.js';
 import { keysOfCache } from './manage.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
@@ -23,7 +23,7 @@ export async function lookup(options: RestoreOptions): Promise<RestoreReport> {
   try {
     store = await openStore(config.store, config.s3);
     for (const name of [config.cacheName, ...config.fallbacks]) {
-      const key = objectKey(name, config);
+      const key = cacheKey(name, config);
       const keys = await keysOfCache(store, name, config.signal);
       if (keys.includes(key)) {
         report.attempts.push({ name, key, result: 'hit' });

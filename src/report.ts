@@ -2,6 +2,7 @@
 
 import type { NameStats } from './core/stats.js';
 import { megabytes } from './core/units.js';
+import type { StoreTotals } from './manage.js';
 import type { HasherName } from './native-hasher.js';
 
 export interface Attempt {
@@ -102,7 +103,11 @@ export interface HashReport {
 export interface ListedCache {
   name: string;
   key: string;
+  layout: 'archive' | 'blobs';
+  /** Bytes in the store: an archive's; a manifest's plus its blobs' (shared blobs count in each cache). */
   size: number;
+  /** Blob layout: bytes of the files it holds. */
+  logical?: number;
   /** ISO 8601. */
   modified: string;
   /** ISO 8601: the last restore of it (absent: never restored since the marker was kept). */
@@ -113,6 +118,7 @@ export interface ListReport {
   command: 'ls';
   store: string;
   caches: ListedCache[];
+  totals: StoreTotals;
   seconds: number;
 }
 
@@ -121,6 +127,15 @@ export interface PruneReport {
   store: string;
   dryRun: boolean;
   deleted: ListedCache[];
+  /** The blob layout's garbage collection (what it would do, with dryRun). */
+  gc: {
+    deletedPacks: { key: string; size: number }[];
+    /** Marks made: gc (no cache names the pack) or repack (mostly garbage). */
+    marked: { key: string; kind: 'gc' | 'repack' }[];
+    deletedMarks: string[];
+    /** Bytes of packs no cache names, deleted now or by a later prune. */
+    garbage: number;
+  };
   seconds: number;
 }
 
@@ -174,10 +189,15 @@ export function summaryLine(report: Report): string {
           + `${count(report.restored, 'file')} restored; ${time}`
         : `settle: ${report.outcome} (${report.reason}); ${time}`;
     case 'ls':
-      return `ls: ${count(report.caches.length, 'archive')}, ${megabytes(report.caches.reduce((sum, c) => sum + c.size, 0))} in ${report.store}; ${time}`;
-    case 'prune':
+      return `ls: ${count(report.caches.length, 'archive')}, ${megabytes(report.totals.stored)} in ${report.store}; ${time}`;
+    case 'prune': {
+      const { gc } = report;
+      const packs = gc.deletedPacks.length + gc.marked.length + gc.deletedMarks.length === 0 ? ''
+        : `; packs: ${count(gc.deletedPacks.length, 'pack')} ${megabytes(gc.deletedPacks.reduce((sum, p) => sum + p.size, 0))}, `
+          + `${gc.marked.length} marked, ${count(gc.deletedMarks.length, 'mark')} cleared`;
       return `prune: ${report.dryRun ? 'would delete' : 'deleted'} ${count(report.deleted.length, 'archive')}, `
-        + `${megabytes(report.deleted.reduce((sum, c) => sum + c.size, 0))}; ${time}`;
+        + `${megabytes(report.deleted.reduce((sum, c) => sum + c.size, 0))}${packs}; ${time}`;
+    }
     case 'stats':
       return `stats: ${count(report.total.restores, 'restore')}, hit rate ${report.total.hitRate === null ? '-' : `${Math.round(report.total.hitRate * 100)}%`}, `
         + `${report.total.reused} files reused, ${report.total.changed} recompiled, ${count(report.total.saves, 'save')} `

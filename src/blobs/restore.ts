@@ -20,7 +20,8 @@ const GAP = 256 << 10;
 const RUN = 8 << 20;
 const FETCHES = 4;
 
-async function readManifest(store: Store, key: string, signal?: AbortSignal): Promise<BlobManifest | undefined> {
+/** The manifest at `key`, or undefined when there is none; ArchiveError when it is damaged. */
+export async function readManifest(store: Store, key: string, signal?: AbortSignal): Promise<BlobManifest | undefined> {
   const body = await store.get(key, signal);
   if (!body) return undefined;
   const chunks: Buffer[] = [];

@@ -6,27 +6,25 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { END_OF_ARCHIVE, packedChunks, type PackInput } from '../archive.js';
 import { formatBlobManifest, type BlobEntry, type BlobLocation } from '../core/blobs.js';
-import { packKey, PACKS_PREFIX } from '../core/key.js';
+import { packKey } from '../core/key.js';
 import type { BytePath } from '../core/paths.js';
 import { BLOCK_SIZE } from '../core/ustar.js';
 import type { Store } from '../stores/index.js';
 import { tarHeader } from '../tar-header.js';
+import { keepUsable, recheckPacks } from './gc.js';
 import { unreadFile, type UnchangedFile } from './unchanged.js';
 import { indexFile, keepBlob, KNOWN_FILE, noteAdded, padding, readKnown, remember, sha256, usable } from './cache.js';
 
 /**
  * The blobs this store is known to hold: those of the manifest restore read (in the state dir) and
  * of the last manifest this machine read or wrote (the local index), kept only where their pack is
- * still listed, so a save never names a blob of a pack that is gone.
+ * still listed and not marked by prune (blobs/gc.ts), so a save never names a blob prune may delete.
  */
 export async function knownBlobs(store: Store, stateDir: string, cacheDir: string | undefined, signal?: AbortSignal): Promise<Map<string, BlobLocation>> {
   const known = new Map<string, BlobLocation>();
   await readKnown(join(stateDir, KNOWN_FILE), known);
   if (cacheDir !== undefined) await readKnown(indexFile(cacheDir, store), known);
-  if (known.size === 0) return known;
-  const packs = new Set((await store.list(signal, PACKS_PREFIX)).map((object) => object.key));
-  for (const [id, location] of known) if (!packs.has(location.pack)) known.delete(id);
-  return known;
+  return known.size === 0 ? known : keepUsable(store, known, signal);
 }
 
 export interface BlobSave {
@@ -95,6 +93,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   });
   let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal, input.sizeHint)).bytes;
   await Promise.all(kept);
+  await recheckPacks(input.store, input.known, manifest!.blobs, input.signal);
   bytes += (await input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!))]), input.signal)).bytes;
   if (cacheDir !== undefined) {
     await remember(indexFile(cacheDir, input.store), manifest!.blobs);

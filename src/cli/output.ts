@@ -4,7 +4,8 @@ import type { CacheObject } from '../core/prune.js';
 import { megabytes } from '../core/units.js';
 import { describeError } from '../errors.js';
 import { phaseLine, progressLine, type ProgressListener } from '../progress.js';
-import { whyAttempt, type ListedCache, type RestoreReport } from '../report.js';
+import type { StoreTotals } from '../manage.js';
+import { whyAttempt, type ListedCache, type PruneReport, type RestoreReport } from '../report.js';
 import type { Command } from './spec.js';
 
 /**
@@ -45,8 +46,10 @@ export function printExplain(report: RestoreReport, out: NodeJS.WritableStream):
 }
 
 export function listed(caches: readonly CacheObject[]): ListedCache[] {
-  return caches.map(({ name, key, size, modified, lastRestored }) =>
-    ({ name, key, size, modified: modified.toISOString(), ...(lastRestored ? { lastRestored: lastRestored.toISOString() } : {}) }));
+  return caches.map(({ name, key, layout, size, logical, modified, lastRestored }) => ({
+    name, key, layout, size, ...(logical === undefined ? {} : { logical }), modified: modified.toISOString(),
+    ...(lastRestored ? { lastRestored: lastRestored.toISOString() } : {}),
+  }));
 }
 
 function age(iso: string): string {
@@ -54,12 +57,31 @@ function age(iso: string): string {
   return seconds < 3600 ? `${Math.round(seconds / 60)}m` : seconds < 172800 ? `${Math.round(seconds / 3600)}h` : `${Math.round(seconds / 86400)}d`;
 }
 
-export function printCaches(caches: readonly ListedCache[], out: NodeJS.WritableStream, verb = ''): void {
-  const rows = caches.map((c) => [c.name, megabytes(c.size), age(c.modified), c.key]);
-  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length), ['NAME', 'SIZE', 'AGE'][i]!.length));
-  const line = (cells: string[]) => `${verb}${cells.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  ')}\n`;
-  if (rows.length > 0 && verb === '') out.write(line(['NAME', 'SIZE', 'AGE', 'KEY']));
+/**
+ * The table of caches; with blob-layout caches a LOGICAL column (the bytes of their files; SIZE is
+ * then their manifest plus their blobs, shared ones counted in each) and, given `totals`, a total line.
+ */
+export function printCaches(caches: readonly ListedCache[], out: NodeJS.WritableStream, verb = '', totals?: StoreTotals): void {
+  const blobs = caches.some((c) => c.layout === 'blobs') || (totals?.packs ?? 0) > 0;
+  const rows = caches.map((c) => [c.name, megabytes(c.size), ...(blobs ? [c.logical === undefined ? '-' : megabytes(c.logical)] : []), age(c.modified), c.key]);
+  const heads = ['NAME', 'SIZE', ...(blobs ? ['LOGICAL'] : []), 'AGE', 'KEY'];
+  const widths = heads.slice(0, -1).map((head, i) => Math.max(...rows.map((row) => row[i]!.length), head.length));
+  const line = (cells: string[]) => `${verb}${cells.map((cell, i) => (i < cells.length - 1 ? cell.padEnd(widths[i]!) : cell)).join('  ')}\n`;
+  if (rows.length > 0 && verb === '') out.write(line(heads));
   for (const row of rows) out.write(line(row));
+  if (totals && blobs) {
+    out.write(`total: ${megabytes(totals.logical)} logical in ${caches.length} caches; the store holds ${megabytes(totals.stored)}: `
+      + `${megabytes(totals.archives)} archives, ${megabytes(totals.manifests)} manifests, ${megabytes(totals.packs)} packs `
+      + `(${megabytes(totals.garbage)} of them named by no cache)\n`);
+  }
+}
+
+/** Prune's packs and marks, one line each, as the caches: `deleted  pack  SIZE  KEY`, `marked  gc  KEY`. */
+export function printCollected(gc: PruneReport['gc'], out: NodeJS.WritableStream, dryRun: boolean): void {
+  const [deleted, marked] = dryRun ? ['would delete', 'would mark'] : ['deleted', 'marked'];
+  for (const pack of gc.deletedPacks) out.write(`${deleted}  pack  ${megabytes(pack.size)}  ${pack.key}\n`);
+  for (const mark of gc.marked) out.write(`${marked}  ${mark.kind}  ${mark.key}\n`);
+  for (const key of gc.deletedMarks) out.write(`${deleted}  mark  ${key}\n`);
 }
 
 /** The step outputs of actions/cache (cache-hit: an exact hit only) plus the result and key. */

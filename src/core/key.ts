@@ -28,9 +28,29 @@ export function parseArchiveKey(key: string): ArchiveKey | undefined {
   return match ? { name: match[1]!, format: Number(match[2]), settings: match[3]!, salt: match[4]!, extension: match[5]! } : undefined;
 }
 
-/** The cache name of an archive key, or undefined for anything else (digests, temporary files, markers). */
+/** What a cache key says, in either layout: an archive, or a blob-layout manifest. */
+export interface CacheKey {
+  name: string;
+  layout: 'archive' | 'blobs';
+  format: number;
+  settings: string;
+  salt: string;
+}
+
+/**
+ * The one parser of cache keys (ls, prune, --lookup-only, the miss explanation): an archive key or
+ * a blob manifest's key; undefined for anything else (packs, marks, digests, temporaries, markers).
+ */
+export function parseCacheKey(key: string): CacheKey | undefined {
+  const archive = parseArchiveKey(key);
+  if (archive) return { name: archive.name, layout: 'archive', format: archive.format, settings: archive.settings, salt: archive.salt };
+  const blobs = BLOBS_KEY.exec(key);
+  return blobs ? { name: blobs[1]!, layout: 'blobs', format: Number(blobs[2]), settings: blobs[3]!, salt: blobs[4]! } : undefined;
+}
+
+/** The cache name of a cache key (either layout), or undefined for anything else. */
 export function cacheNameOf(key: string): string | undefined {
-  return parseArchiveKey(key)?.name;
+  return parseCacheKey(key)?.name;
 }
 
 export interface KeyInputs {
@@ -60,19 +80,23 @@ export function objectKey(name: string, inputs: KeyInputs): string {
  * settings (format, cache dirs, compression) do. Undefined when there are no others.
  */
 export function whyMissing(wanted: string, others: readonly string[]): string | undefined {
-  const mine = parseArchiveKey(wanted);
-  const found = others.map(parseArchiveKey).filter((parsed) => parsed !== undefined);
+  const mine = parseCacheKey(wanted);
+  const found = others.map(parseCacheKey).filter((parsed) => parsed !== undefined);
   if (!mine || found.length === 0) return undefined;
-  if (found.some((parsed) => parsed.format === mine.format && parsed.settings === mine.settings)) {
-    return 'archives of this name exist for another toolchain salt (the compiler or build inputs changed)';
+  const same = found.filter((parsed) => parsed.layout === mine.layout);
+  const what = mine.layout === 'blobs' ? 'blob-layout caches' : 'archives';
+  if (same.length === 0) return `caches of this name exist in the ${mine.layout === 'blobs' ? 'archive' : 'blob'} layout only (--layout)`;
+  if (same.some((parsed) => parsed.format === mine.format && parsed.settings === mine.settings)) {
+    return `${what} of this name exist for another toolchain salt (the compiler or build inputs changed)`;
   }
-  return 'archives of this name exist for other settings (cache dirs, compression or archive format)';
+  return `${what} of this name exist for other settings (${mine.layout === 'blobs' ? 'cache dirs or manifest format' : 'cache dirs, compression or archive format'})`;
 }
 
 /** Version of the blob layout's manifest (core/blobs.ts); part of its key. */
 export const BLOBS_FORMAT = 1;
-const BLOBS_KEY = /^(.+)\/b(\d+)-[0-9a-f]{16}\.blobs$/;
-const PACK_KEY = /^blobs\/packs\/[0-9a-f]{16}\.pack$/;
+const BLOBS_KEY = /^(.+)\/b(\d+)-([0-9a-f]{8})([0-9a-f]{8})\.blobs$/;
+const PACK_KEY = /^blobs\/packs\/([0-9a-f]{16})\.pack$/;
+const MARK_KEY = /^blobs\/marks\/([0-9a-f]{16})\.(gc|repack)$/;
 
 /**
  * The key of a cache in the blob layout: its manifest, `<name>/b<format>-<settings><salt>.blobs`
@@ -80,11 +104,6 @@ const PACK_KEY = /^blobs\/packs\/[0-9a-f]{16}\.pack$/;
  */
 export function blobsKey(name: string, inputs: KeyInputs): string {
   return `${name}/b${BLOBS_FORMAT}-${shortHash([BLOBS_FORMAT, [...inputs.cacheDirs].sort()])}${shortHash(inputs.salt ?? '')}.blobs`;
-}
-
-/** The cache name of a blob-layout manifest key, or undefined for anything else. */
-export function blobsNameOf(key: string): string | undefined {
-  return BLOBS_KEY.exec(key)?.[1];
 }
 
 /** Where every pack lives, whatever the cache: a blob is shared by every cache that holds it. */
@@ -96,6 +115,23 @@ export function packKey(nonce: string): string {
 
 export function isPackKey(key: string): boolean {
   return PACK_KEY.test(key);
+}
+
+/**
+ * Where prune's marks live (see core/gc.ts): `blobs/marks/<pack nonce>.gc` on a pack no manifest
+ * named, `.repack` on a pack mostly garbage. The mark's time is when it was made.
+ */
+export const MARKS_PREFIX = 'blobs/marks/';
+export type MarkKind = 'gc' | 'repack';
+
+export function markKey(pack: string, kind: MarkKind): string {
+  return `${MARKS_PREFIX}${PACK_KEY.exec(pack)?.[1] ?? ''}.${kind}`;
+}
+
+/** The pack a mark is on and its kind, or undefined for any other key. */
+export function parseMarkKey(key: string): { pack: string; kind: MarkKind } | undefined {
+  const match = MARK_KEY.exec(key);
+  return match ? { pack: packKey(match[1]!), kind: match[2] as MarkKind } : undefined;
 }
 
 /** The key of a cache in either layout. */

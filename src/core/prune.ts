@@ -1,9 +1,18 @@
-/** A cache archive found in a store. */
+/** A cache found in a store: an archive, or a blob-layout manifest. */
 export interface CacheObject {
   key: string;
   /** The cache name the key belongs to. */
   name: string;
+  layout: 'archive' | 'blobs';
+  /**
+   * Bytes it takes in the store: an archive's; a manifest's plus its blobs' (a blob shared with
+   * other caches counts in each of them: see `blobs` for what deleting it frees).
+   */
   size: number;
+  /** Blob layout: bytes of the files it holds (undefined: its manifest could not be read). */
+  logical?: number;
+  /** Blob layout: its blobs and their sizes. */
+  blobs?: ReadonlyMap<string, number>;
   modified: Date;
   /** When a restore last used it (its marker object, see RESTORED_SUFFIX); absent: never. */
   lastRestored?: Date;
@@ -29,14 +38,16 @@ export function parseDuration(text: string): number | undefined {
   return match ? Number(match[1]) * UNITS[match[2]!]! : undefined;
 }
 
+/** Which caches (archives and blob-layout manifests alike) a prune deletes. */
 export interface PruneRule {
-  /** Delete only archives older than this many milliseconds. */
+  /** Delete only caches older than this many milliseconds. */
   olderThanMs?: number;
-  /** Never delete the newest `keep` archives of each name. */
+  /** Never delete the newest `keep` caches of each name. */
   keep?: number;
   /**
-   * Then delete the least recently used archives (see lastUsed) until the rest hold at most this
-   * many bytes, as ccache's max_size; the newest `keep` of each name stay even so.
+   * Then delete the least recently used caches (see lastUsed) until the rest hold at most this
+   * many bytes (a blob shared by several counted once), as ccache's max_size; the newest `keep` of
+   * each name stay even so.
    */
   maxSize?: number;
 }
@@ -64,12 +75,23 @@ export function selectForPrune(objects: readonly CacheObject[], rule: PruneRule,
   }
   if (rule.maxSize !== undefined) {
     const gone = new Set(doomed);
-    let size = objects.reduce((sum, object) => sum + (gone.has(object) ? 0 : object.size), 0);
+    // What the rest holds: archives, manifests, and each blob once however many caches name it.
+    const holders = new Map<string, number>();
+    let size = 0;
+    const take = (object: CacheObject, sign: 1 | -1) => {
+      size += sign * (object.size - [...object.blobs?.values() ?? []].reduce((sum, bytes) => sum + bytes, 0));
+      for (const [id, bytes] of object.blobs ?? []) {
+        const count = (holders.get(id) ?? 0) + sign;
+        holders.set(id, count);
+        if (count === (sign === 1 ? 1 : 0)) size += sign * bytes;
+      }
+    };
+    for (const object of objects) if (!gone.has(object)) take(object, 1);
     evictable.sort((a, b) => lastUsed(a) - lastUsed(b) || (a.key < b.key ? -1 : 1));
     for (const object of evictable) {
       if (size <= rule.maxSize) break;
       doomed.push(object);
-      size -= object.size;
+      take(object, -1);
     }
   }
   return doomed.sort((a, b) => (a.key < b.key ? -1 : 1));

@@ -7,7 +7,7 @@ import { parseDuration, selectForPrune, type CacheObject } from '../../src/core/
 const NOW = Date.parse('2026-11-25T12:00:00Z');
 const DAY = 86_400_000;
 const archive = (name: string, daysOld: number, n = 0): CacheObject =>
-  ({ name, key: `${name}/v2-${String(n).padStart(16, '0')}.tar.gz`, size: 1, modified: new Date(NOW - daysOld * DAY) });
+  ({ name, layout: 'archive', key: `${name}/v2-${String(n).padStart(16, '0')}.tar.gz`, size: 1, modified: new Date(NOW - daysOld * DAY) });
 
 const prune = suite('prune selection');
 
@@ -47,6 +47,19 @@ prune('max-size evicts the least recently restored first (saved, if never restor
   const two = [...objects, { ...archive('a', 50, 5), size: 10 }];
   assert.equal(keys(selectForPrune(two, { maxSize: 30, keep: 1 }, NOW)), ['a'], 'only the spare archive of a can go');
   assert.equal(keys(selectForPrune(objects, { maxSize: 30, olderThanMs: 35 * DAY }, NOW)), ['d'], 'd is old; then 30 fit');
+});
+
+prune('max-size counts a blob shared by blob-layout caches once; evicting one frees only what no other names', () => {
+  const manifest = (name: string, daysOld: number, blobs: [string, number][]): CacheObject => ({
+    name, layout: 'blobs', key: `${name}/b1-0123456789abcdef.blobs`, modified: new Date(NOW - daysOld * DAY),
+    blobs: new Map(blobs), size: 1 + blobs.reduce((sum, [, n]) => sum + n, 0),
+  });
+  // a and b share a 100-byte blob; each has 10 of its own; c has 50 alone. The store holds 3 + 100 + 10 + 10 + 50.
+  const objects = [manifest('a', 3, [['s', 100], ['a', 10]]), manifest('b', 2, [['s', 100], ['b', 10]]), manifest('c', 1, [['c', 50]])];
+  const names = (list: CacheObject[]) => list.map((o) => o.name);
+  assert.equal(names(selectForPrune(objects, { maxSize: 173 }, NOW)), []);
+  assert.equal(names(selectForPrune(objects, { maxSize: 172 }, NOW)), ['a'], 'a frees 11 bytes: 162 fit');
+  assert.equal(names(selectForPrune(objects, { maxSize: 161 }, NOW)).sort(), ['a', 'b'], 'then b frees the shared blob too');
 });
 
 prune.run();
