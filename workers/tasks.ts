@@ -370,7 +370,6 @@ export async function pack(task: PackTask): Promise<void> {
   const KIND_OF: Record<string, string> = { f: 'file', d: 'directory', l: 'symlink' };
   let link = 0;
   task.entries.forEach((bytePath, index) => {
-    const absolute = Buffer.from(`${task.root}/${bytePath}`, 'latin1');
     const listed = task.kinds[index];
     const target = listed === 'l' ? task.targets[link++] : undefined;
     const unread = blobs?.unread(index, bytePath, digests, rooted);
@@ -379,6 +378,7 @@ export async function pack(task: PackTask): Promise<void> {
       counts.bytes += unread;
       return;
     }
+    const absolute = Buffer.from(`${task.root}/${bytePath}`, 'latin1');
     if (!inTree(bytePath)) {
       skipped.push([bytePath, 'leads out of the tree']);
       return;

@@ -94,7 +94,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal, input.sizeHint)).bytes;
   await Promise.all(kept);
   await recheckPacks(input.store, manifest!.blobs, input.signal);
-  bytes += (await input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!))]), input.signal)).bytes;
+  bytes += (await input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!), { level: 1 })]), input.signal)).bytes;
   if (cacheDir !== undefined) {
     await remember(indexFile(cacheDir, input.store), manifest!.blobs);
     await noteAdded(cacheDir, bytes);
