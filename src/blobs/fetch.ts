@@ -1,7 +1,6 @@
 // Reading blobs from packs: ranged reads, blobs that lie close together coalesced into runs, so a
 // restore of many small files makes few requests and holds at most FETCHES runs in memory.
 import type { BlobLocation } from '../core/blobs.js';
-import type { Store } from '../stores/index.js';
 
 /** Blobs closer than GAP are read in one request of at most RUN bytes; FETCHES runs at a time. */
 export const GAP = 1 << 20;
@@ -28,23 +27,6 @@ export function runsOf(wanted: Iterable<[string, BlobLocation]>, run = RUN): Run
     } else runs.push({ pack: l.pack, start: l.offset, end: l.offset + l.size, blobs: [[id, l]] });
   }
   return runs;
-}
-
-/** Bytes [start, end) of an object, by a ranged read where the store has one, else read from the start. */
-export async function readRange(store: Store, key: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer | undefined> {
-  if (store.getRange) return store.getRange(key, start, end, signal);
-  const body = await store.get(key, signal);
-  if (!body) return undefined;
-  const wanted = Buffer.alloc(end - start);
-  let at = 0;
-  for await (const chunk of body) {
-    const from = Math.max(start - at, 0);
-    const to = Math.min(end - at, chunk.length);
-    if (to > from) chunk.copy(wanted, at + from - start, from, to);
-    at += chunk.length;
-    if (at >= end) break;
-  }
-  return at >= end ? wanted : undefined;
 }
 
 /** The bytes of `data` in an ArrayBuffer of their own, to move to a pool thread without a copy where possible. */

@@ -1,7 +1,7 @@
 // The blob layout's restore: see docs/design.md, "Blob layout".
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, constants, copyFile, open, readdir, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, constants, copyFile, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readMeta, type ExtractedArchive } from '../archive.js';
 import { parseBlobManifest, type BlobLocation, type BlobManifest } from '../core/blobs.js';
@@ -15,7 +15,8 @@ import type { Store } from '../stores/index.js';
 import { EntryChecker } from '../unpack.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
 import { BLOB_CACHE_LIMIT, blobPath, indexFile, KNOWN_FILE, remember, trimBlobCache, usable } from './cache.js';
-import { FETCHES, inLanes, ownArrayBuffer, readRange, RUN, runsOf, type Run } from './fetch.js';
+import { readRange } from '../stores/range.js';
+import { FETCHES, inLanes, ownArrayBuffer, RUN, runsOf, type Run } from './fetch.js';
 
 /** A manifest larger than this (compressed) is refused: it is read whole. */
 const MANIFEST_LIMIT = 64 << 20;
@@ -202,8 +203,15 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
       await chmod(join(staging, path), fileMode);
     }
     if (keeping) {
-      const temporary = `${blobPath(input.cacheDir!, id)}.tmp-${randomBytes(4).toString('hex')}`;
-      await copyFile(target, temporary).then(() => rename(temporary, blobPath(input.cacheDir!, id)), () => unlink(temporary).catch(() => {}));
+      const path = blobPath(input.cacheDir!, id);
+      const temporary = `${path}.tmp-${randomBytes(4).toString('hex')}`;
+      try {
+        await mkdir(dirname(path), { recursive: true });
+        await copyFile(target, temporary);
+        await rename(temporary, path);
+      } catch {
+        await unlink(temporary).catch(() => {});
+      }
     }
   };
 

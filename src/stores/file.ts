@@ -108,7 +108,8 @@ export class FileStore implements Store {
     const handle = await this.#open(key);
     if (!handle) return undefined;
     try {
-      const data = Buffer.alloc(end - start);
+      // Not zeroed: only what was read is returned.
+      const data = Buffer.allocUnsafeSlow(end - start);
       const { bytesRead } = await handle.read(data, 0, data.length, start);
       return data.subarray(0, bytesRead);
     } finally {
