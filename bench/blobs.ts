@@ -1,13 +1,15 @@
 // Question: does the blob layout (#17) make a save cost what changed and a restore cost what is
 // missing? On a directory store, in one process:
 //   warm save after a one-file edit vs a full save of the same tree (time and bytes written; target ≥ 10×),
-//   restore with the previous build's blobs in the local cache vs one with an empty cache (target ≥ 3×).
+//   and the restore side (bench/blobs-restore.ts): local blobs vs none (target ≥ 3×), an empty local
+//   cache vs the archive's shell pipeline (≥ 1.0×), S3 requests for 50,000 small files.
 // Report-only for this milestone (not in the gate). Usage: node dist/bench/blobs.js [--quick] [--json FILE]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { restore, save } from '../src/index.js';
 import type { RestoreOptions } from '../src/options.js';
+import { blobsRestoreBench } from './blobs-restore.js';
 import { benchDir, benchMain, medians, type Result } from './common.js';
 import { generateTree, type TreeSpec } from './workload.js';
 
@@ -71,17 +73,6 @@ export async function blobsBench(quick: boolean): Promise<Result[]> {
     let treeBytes = 0;
     let editBytes = 0;
     const saves = await medians(quick ? 1 : 3, { full: timeFull, warm: timeWarm });
-    const timeRestore = (blobCache: () => Promise<string>) => async () => {
-      const o = options(await blobCache());
-      await sources(o.root, `int main = ${edits};\n`);
-      const started = process.hrtime.bigint();
-      await hit(o);
-      return seconds(started);
-    };
-    const restores = await medians(quick ? 1 : 3, {
-      local: timeRestore(async () => cache),
-      empty: timeRestore(async () => mkdtemp(join(work, 'empty-cache-'))),
-    });
     const mb = (treeBytes / 1e6).toFixed(0);
     return [
       { bench: 'blobs', figure: `warm save, one-file edit (${spec.files} files, ${mb} MB)`, value: saves.warm, unit: 's',
@@ -89,8 +80,8 @@ export async function blobsBench(quick: boolean): Promise<Result[]> {
       { bench: 'blobs', figure: 'warm save: MB written', value: warmBytes / 1e6, unit: 'MB',
         baseline: 'full save', baselineValue: fullBytes / 1e6, ratio: fullBytes / warmBytes },
       { bench: 'blobs', figure: 'warm save: bytes written / (2 × edit + 64 KB)', value: warmBytes / (2 * editBytes + (64 << 10)), unit: '' },
-      { bench: 'blobs', figure: 'restore, blobs in the local cache', value: restores.local, unit: 's',
-        baseline: 'empty local cache', baselineValue: restores.empty, ratio: restores.empty / restores.local },
+      // The restore side: (a), (b) and (c) of the issue.
+      ...await blobsRestoreBench(quick),
     ];
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -47,9 +47,9 @@ export class WorkerPool {
     return this.#piscina.run(task, { name: 'unpack', transferList: [task.port] });
   }
 
-  /** One step of a blob-layout restore; `task.data`, if any, moves to the thread. */
+  /** One step of a blob-layout restore (its `data` is shared memory, not copied). */
   materialize(task: MaterializeTask, signal?: AbortSignal): Promise<MaterializeResult> {
-    return this.#piscina.run(task, { name: 'materialize', signal: signal ?? null, ...(task.data ? { transferList: [task.data] } : {}) });
+    return this.#piscina.run(task, { name: 'materialize', signal: signal ?? null });
   }
 
   /** Ends the threads once each has loaded the task module or exited (see LoadedMessage). */

@@ -159,6 +159,20 @@ test('on S3, a restore of many small files makes a few requests, not one per fil
   assert.ok(requests <= 6, JSON.stringify(calls));
 });
 
+test('without a usable local blob cache (a sandboxed build), fetched blobs go straight to staging', async () => {
+  const dir = join(work, 'store-sandbox');
+  const data = randomBytes(200 << 10);
+  await build(machine(dir), { 'obj/a.o': data });
+  const notADir = join(work, 'not-a-dir');
+  writeFileSync(notADir, '');
+  const fresh = { ...machine(dir), blobCache: join(notADir, 'blobs') };
+  const report = await restore(fresh);
+  assert.is(report.outcome, 'hit', JSON.stringify(report.attempts));
+  assert.equal(report.warnings, []);
+  assert.equal(readFileSync(join(fresh.root, 'obj/a.o')), data);
+  assert.equal(readdirSync(fresh.stateDir!).filter((name) => name.startsWith('blobs-')), []);
+});
+
 test('a blob bigger than a run is read in pieces of at most a run, a few reads at a time', async () => {
   const dir = join(work, 'store-big');
   const big = randomBytes(RUN + (3 << 20));

@@ -119,8 +119,8 @@ export interface MaterializeBlob {
 
 /**
  * One step of a blob-layout restore (src/blobs/restore.ts, workers/materialize.ts), in this order:
- * make `dirs` (parents first; a listed directory gets its mode), write `blobs` (from `data`, a fetched
- * run of a pack moved to the thread, each checked against its hash and kept in `cacheDir` when given;
+ * make `dirs` (parents first; a listed directory gets its mode), write `blobs` (from `data`, shared
+ * memory holding a fetched run of a pack, each checked against its hash and kept in `cacheDir` when given;
  * without `data`, read from the local blob cache `cacheDir` and checked), then make `links`
  * (hard links 'h' to earlier files, then symlinks 'l').
  */
@@ -128,7 +128,7 @@ export interface MaterializeTask {
   staging: string;
   dirs?: [path: string, mode: number | null][];
   blobs?: MaterializeBlob[];
-  data?: ArrayBuffer;
+  data?: SharedArrayBuffer;
   cacheDir?: string;
   links?: [path: string, type: 'h' | 'l', target: string][];
 }

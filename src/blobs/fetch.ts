@@ -29,15 +29,6 @@ export function runsOf(wanted: Iterable<[string, BlobLocation]>, run = RUN): Run
   return runs;
 }
 
-/** The bytes of `data` in an ArrayBuffer of their own, to move to a pool thread without a copy where possible. */
-export function ownArrayBuffer(data: Buffer): ArrayBuffer {
-  // Small Buffers share Node's pool (moving it would take it from everyone), others may be views.
-  if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer)) return data.buffer;
-  const copy = new ArrayBuffer(data.length);
-  new Uint8Array(copy).set(data);
-  return copy;
-}
-
 /**
  * Runs `step` on each item with at most `lanes` at a time. After the first failure no new item
  * starts; every step under way is waited for (they write into staging), then the failure is thrown.

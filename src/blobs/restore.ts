@@ -16,7 +16,7 @@ import { EntryChecker } from '../unpack.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
 import { BLOB_CACHE_LIMIT, blobPath, indexFile, KNOWN_FILE, remember, trimBlobCache, usable } from './cache.js';
 import { readRange } from '../stores/range.js';
-import { FETCHES, inLanes, ownArrayBuffer, RUN, runsOf, type Run } from './fetch.js';
+import { FETCHES, inLanes, RUN, runsOf, type Run } from './fetch.js';
 
 /** A manifest larger than this (compressed) is refused: it is read whole. */
 const MANIFEST_LIMIT = 64 << 20;
@@ -164,6 +164,9 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   }
   const fetching = new PhaseReporter(input.onProgress, 'fetch', { totalBytes: missing.reduce((sum, [, l]) => sum + l.size, 0) });
   let fetched = 0;
+  // Runs are read into at most FETCHES buffers of shared memory, reused: the pool threads write from
+  // them, and memory stays at FETCHES × RUN (fresh buffers per run were left to the collector).
+  const slots: Buffer[] = [];
   const fetchAll = (wanted: [string, BlobLocation][]) => {
     const runs = runsOf(wanted.filter(([, l]) => l.size <= RUN));
     const large = wanted.filter(([, l]) => l.size > RUN);
@@ -172,11 +175,18 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
         await fetchLarge(item[0], item[1], layout.blobs.get(item[0])!);
         return;
       }
-      const data = await readRange(store, item.pack, item.start, item.end, signal);
-      if (!data || data.length !== item.end - item.start) throw new ArchiveError(`the pack ${item.pack} is missing or shorter than its blobs`, input.key);
-      fetching.update(0, fetched += data.length);
-      const blobs = item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start }));
-      await step({ blobs, data: ownArrayBuffer(data), ...(keeping ? { cacheDir: input.cacheDir! } : {}) }, item);
+      const slot = slots.pop() ?? Buffer.from(new SharedArrayBuffer(RUN));
+      try {
+        const data = await readRange(store, item.pack, item.start, item.end, signal, slot);
+        if (!data || data.length !== item.end - item.start) throw new ArchiveError(`the pack ${item.pack} is missing or shorter than its blobs`, input.key);
+        // A store that ignored `into` (see Store.getRange).
+        if (data.buffer !== slot.buffer) data.copy(slot);
+        fetching.update(0, fetched += data.length);
+        const blobs = item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start }));
+        await step({ blobs, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: input.cacheDir! } : {}) }, item);
+      } finally {
+        slots.push(slot);
+      }
     });
   };
   /** A blob bigger than a run: read in pieces into its first file, hashed on the way, then copied. */
