@@ -195,16 +195,18 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
     const target = join(staging, first);
     const hash = createHash('sha256');
     const file = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    const slot = slots.pop() ?? Buffer.from(new SharedArrayBuffer(RUN));
     try {
       for (let at = 0; at < location.size; at += RUN) {
         const end = Math.min(at + RUN, location.size);
-        const piece = await readRange(store, location.pack, location.offset + at, location.offset + end, signal);
+        const piece = await readRange(store, location.pack, location.offset + at, location.offset + end, signal, slot);
         if (!piece || piece.length !== end - at) throw new ArchiveError(`the pack ${location.pack} is missing or shorter than its blobs`, input.key);
         hash.update(piece);
         await file.write(piece);
         fetching.update(0, fetched += piece.length);
       }
     } finally {
+      slots.push(slot);
       await file.close();
     }
     if (hash.digest('hex') !== id) throw new ArchiveError(`blob ${id} in ${location.pack} does not match its hash`, input.key);
@@ -227,8 +229,8 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
 
   const refetch: string[] = [];
   const batches: MaterializeBlob[][] = [];
-  for (let files = BATCH_FILES, bytes = 0; local.length > 0;) {
-    const blob = local.shift()!;
+  let [files, bytes] = [BATCH_FILES, 0];
+  for (const blob of local) {
     if (files + blob.files.length > BATCH_FILES || bytes + blob.size > BATCH_BYTES) {
       batches.push([]);
       [files, bytes] = [0, 0];
