@@ -150,7 +150,7 @@ test('a damaged local blob is fetched again from the store, and the local copy r
   assert.equal(readFileSync(blob), seed[5]);
 });
 
-test('a store without ranged reads (as the daemon store) has its packs read from the start', async () => {
+test('a store without ranged reads has its packs read from the start', async () => {
   const dir = join(work, 'store-no-ranges');
   const seed = objects();
   await saveBuild(machine(dir, 'blobs'), seed);
