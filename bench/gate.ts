@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { blobsBench } from './blobs.js';
+import { blobsRestoreBench } from './blobs-restore.js';
 import { buildBench } from './build.js';
 import { printTable, type Result } from './common.js';
 import { hashBench } from './hash.js';
@@ -23,12 +24,18 @@ const OPEN_TARGETS: { bench: string; figure: RegExp; baseline: RegExp; why: stri
     why: "a multipart upload costs s3rver twice a single PUT's CPU, on the same two cores (issue 6)" },
   { bench: 'roundtrip', figure: /^small files .*, S3: ours$/, baseline: /curl PUT\/GET/, quickOnly: true,
     why: "met on the 50,000-file tree; the quick tree's 10,000 files are mostly two commands' start-up (issue 6)" },
+  { bench: 'blobs-restore', figure: /^\(a\) directory store/, baseline: /empty local cache/,
+    why: 'a directory store is local: fetching a blob from it costs about what reading it from the local blob cache does (issue 17)' },
+  { bench: 'blobs-restore', figure: /^\(a\) S3/, baseline: /empty local cache/,
+    why: '2.8-3.2× here: about 0.2 s of both restores is the CLI starting up (issue 17)' },
+  { bench: 'blobs-restore', figure: /^\(b\) /, baseline: /tar -x/,
+    why: 'packs are uncompressed: 2.4× the bytes of the zstd archive, and every fetched blob is written twice (staging, local blob cache) (issue 17)' },
 ];
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const quick = values.quick === true;
 const benches: Record<string, (quick: boolean) => Promise<Result[]>> = {
-  hash: hashBench, build: buildBench, roundtrip: roundTripBench, memory: memoryBench, blobs: blobsBench, 'store-cost': storeCostBench,
+  hash: hashBench, build: buildBench, roundtrip: roundTripBench, memory: memoryBench, blobs: blobsBench, 'blobs-restore': blobsRestoreBench, 'store-cost': storeCostBench,
 };
 const openTarget = (r: Result) => OPEN_TARGETS.find((t) => (quick || !t.quickOnly) && t.bench === r.bench && t.figure.test(r.figure) && t.baseline.test(r.baseline ?? ''));
 const failing = (rs: Result[]) => rs.filter((r) => r.threshold !== undefined && r.ratio! < r.threshold && !openTarget(r));

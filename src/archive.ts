@@ -135,6 +135,8 @@ export interface ExtractedArchive extends Unpacked {
   /** MD5 of each artifact file when it was saved. */
   artifactDigests: Manifest;
   meta: ArchiveMeta;
+  /** Blob layout only: each restored file's blob (its SHA-256), by which a save knows it unchanged. */
+  blobs?: Map<BytePath, string>;
 }
 
 // Decompressed bytes go to the unpacking thread through a ring of 1 MiB slots of shared memory,
@@ -213,7 +215,8 @@ export async function extractArchive(source: AsyncIterable<Buffer>, options: Ext
   return { ...result.unpacked, ...await readMeta(options.staging, result.unpacked.entries) };
 }
 
-async function readMeta(staging: string, entries: readonly ArtifactEntry[]) {
+/** The meta files unpacked into staging, checked against what was unpacked. */
+export async function readMeta(staging: string, entries: readonly ArtifactEntry[]): Promise<Pick<ExtractedArchive, 'manifest' | 'artifactDigests' | 'meta'>> {
   let manifest: Buffer;
   let artifacts: Buffer;
   let json: unknown;

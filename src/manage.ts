@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { collectPacks, type GcResult } from './blobs/gc.js';
-import { readManifest } from './blobs/restore.js';
+import { readBlobManifest } from './blobs/restore.js';
 import type { BlobManifest } from './core/blobs.js';
 import { checkPositiveInteger } from './core/config.js';
 import { DEFAULT_GC_GRACE_MS, DEFAULT_REPACK_BELOW, liveBytes } from './core/gc.js';
@@ -65,7 +65,7 @@ async function inventory(store: Store, signal?: AbortSignal): Promise<Inventory>
   for (let next = 0; next < wanted.length;) {
     await Promise.all(wanted.slice(next, next += MANIFEST_READS).map(async (key) => {
       // A manifest replaced since the listing is read as it is now; one damaged names nothing (restore refuses it too).
-      read.set(key, await readManifest(store, key, signal).catch((error: unknown) => {
+      read.set(key, await readBlobManifest(store, key, signal).catch((error: unknown) => {
         if (error instanceof ArchiveError) return 'damaged' as const;
         throw error;
       }));

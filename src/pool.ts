@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type {
-  HashResult, HashTask, LoadedMessage, PackTask, SetTimesResult, SetTimesTask, UnpackResult, UnpackTask, WalkHashResult, WalkHashTask,
+  HashResult, HashTask, LoadedMessage, MaterializeResult, MaterializeTask, PackTask, SetTimesResult, SetTimesTask, UnpackResult, UnpackTask, WalkHashResult, WalkHashTask,
 } from '../workers/types.js';
 
 const WORKER = new URL('../workers/tasks.js', import.meta.url).href;
@@ -45,6 +45,11 @@ export class WorkerPool {
   /** Unpacks on one thread; the tar bytes are posted on the task's port. */
   unpack(task: UnpackTask): Promise<UnpackResult> {
     return this.#piscina.run(task, { name: 'unpack', transferList: [task.port] });
+  }
+
+  /** One step of a blob-layout restore (its `data` is shared memory, not copied). */
+  materialize(task: MaterializeTask, signal?: AbortSignal): Promise<MaterializeResult> {
+    return this.#piscina.run(task, { name: 'materialize', signal: signal ?? null });
   }
 
   /** Ends the threads once each has loaded the task module or exited (see LoadedMessage). */

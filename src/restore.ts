@@ -4,7 +4,7 @@ import { applyPlan, createdPaths } from './apply.js';
 import { extractArchive, type ExtractedArchive } from './archive.js';
 import { parseManifest } from './core/manifest.js';
 import { defaultBlobCache } from './blobs/cache.js';
-import { blobArchive } from './blobs/restore.js';
+import { extractBlobs, readBlobManifest } from './blobs/restore.js';
 import { forgetUnchanged, recordUnchanged, type RestoredBlob } from './blobs/unchanged.js';
 import { cacheKey, whyMissing } from './core/key.js';
 import { redact } from './core/redact.js';
@@ -62,19 +62,18 @@ interface Context {
  */
 async function tryCache(ctx: Context, name: string, key: string): Promise<string | undefined> {
   const { config, report } = ctx;
-  const blobs = config.layout === 'blobs'
-    ? await blobArchive({ store: ctx.store, key, stateDir: ctx.stateDir, cacheDir: config.blobCache ?? defaultBlobCache(), signal: config.signal })
-    : undefined;
-  const body = config.layout === 'blobs' ? blobs : await ctx.store.get(key, config.signal);
+  const body = config.layout === 'blobs' ? await readBlobManifest(ctx.store, key, config.signal) : await ctx.store.get(key, config.signal);
   if (!body) return undefined;
   const staging = await mkdtemp(join(ctx.stateDir, 'staging-'));
   try {
     const unpacking = new PhaseReporter(config.onProgress, 'unpack');
-    const fetching = new PhaseReporter(config.onProgress, 'fetch', body.size === undefined ? {} : { totalBytes: body.size });
-    const archive = await extractArchive(counted(body, fetching), {
+    const into = {
       staging, cacheDirs: config.cacheDirs, limits: config.limits, signal: config.signal, pool: ctx.pool,
       treeSymlinks: new Set([...ctx.tree.symlinks].map(textFromBytePath)),
-    });
+    };
+    const archive = 'entries' in body
+      ? await extractBlobs(body, { ...into, store: ctx.store, key, stateDir: ctx.stateDir, cacheDir: config.blobCache ?? defaultBlobCache(), onProgress: config.onProgress })
+      : await extractArchive(counted(body, new PhaseReporter(config.onProgress, 'fetch', body.size === undefined ? {} : { totalBytes: body.size })), into);
     const files = archive.entries.filter((e) => e.kind !== 'dir');
     unpacking.end(files.length, files.reduce((sum, e) => sum + e.size, 0));
     const cached = parseManifest(archive.manifest);
@@ -93,7 +92,7 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     applying.end(applied.restored, applied.bytes);
     // As save will see them if the build changes nothing.
     const left = currentArtifacts(ctx.root, plan.restore.filter((e) => e.kind !== 'dir').map((e) => e.path));
-    if (blobs) await recordUnchanged(ctx.stateDir, left.stats, restoredBlobs(plan, blobs.blobs, archive, new Set(rewritten)));
+    if (archive.blobs) await recordUnchanged(ctx.stateDir, left.stats, restoredBlobs(plan, archive.blobs, archive, new Set(rewritten)));
     [...archive.warnings, ...applied.warnings].forEach((w) => warn(ctx, w));
     if (plan.skipped.length > 0) {
       const [first] = plan.skipped;

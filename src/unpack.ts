@@ -41,8 +41,22 @@ const KINDS: Partial<Record<string, ArtifactKind>> = {
   File: 'file', OldFile: 'file', ContiguousFile: 'file', Link: 'file', Directory: 'dir', SymbolicLink: 'symlink',
 };
 
-/** Checks each entry before anything is written; the first problem rejects the whole archive. */
-class EntryChecker {
+/** What the checks read of an entry: a node-tar ReadEntry, or an entry of a blob manifest. */
+export interface CheckedEntry {
+  type: string;
+  path: string;
+  size?: number | undefined;
+  /** Set to the mode to restore (setuid, setgid and sticky bits dropped). */
+  mode?: number | undefined;
+  mtime?: Date | undefined;
+  linkpath?: string | undefined;
+}
+
+/**
+ * Checks each entry before anything is written; the first problem rejects the whole archive. The
+ * blob layout (src/blobs/restore.ts) runs its manifest's entries through it too.
+ */
+export class EntryChecker {
   readonly entries: ArtifactEntry[] = [];
   /** Entries whose setuid, setgid or sticky bits were dropped. */
   readonly droppedBits: string[] = [];
@@ -61,7 +75,7 @@ class EntryChecker {
     this.#limits = options.limits ?? DEFAULT_LIMITS;
   }
 
-  admit(entry: ReadEntry): boolean {
+  admit(entry: CheckedEntry): boolean {
     if (this.problem) return false;
     const reason = this.#check(entry);
     if (reason === undefined) return true;
@@ -86,12 +100,18 @@ class EntryChecker {
     }
   }
 
+  /** What the user should hear of: the dropped bits. */
+  warnings(): string[] {
+    return this.droppedBits.length === 0 ? []
+      : [`dropped setuid, setgid or sticky bits from ${this.droppedBits.length} entries, e.g. ${this.droppedBits[0]}`];
+  }
+
   #allowed(path: string): boolean {
     if (path === META_DIR || (META_FILES as readonly string[]).includes(path)) return true;
     return !isWithin(path, META_DIR) && this.#options.cacheDirs.some((dir) => isWithin(path, dir));
   }
 
-  #check(entry: ReadEntry): string | undefined {
+  #check(entry: CheckedEntry): string | undefined {
     const kind = KINDS[entry.type];
     if (kind === undefined) return `entries of type ${entry.type} are not allowed`;
     const path = normalizeRelative(entry.path);
@@ -271,9 +291,7 @@ export class Unpacker {
     const checker = this.#checker;
     checker.finish();
     if (checker.problem) throw checker.problem;
-    const warnings = checker.droppedBits.length === 0 ? []
-      : [`dropped setuid, setgid or sticky bits from ${checker.droppedBits.length} entries, e.g. ${checker.droppedBits[0]}`];
-    return { entries: checker.entries, bytes: checker.bytes, warnings };
+    return { entries: checker.entries, bytes: checker.bytes, warnings: checker.warnings() };
   }
 
   /** Closes a file left open by a failure half-way through an entry. */

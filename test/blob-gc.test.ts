@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Readable } from 'node:stream';
 import { keepUsable, recheckPacks } from '../src/blobs/gc.js';
-import { readManifest } from '../src/blobs/restore.js';
+import { readBlobManifest } from '../src/blobs/restore.js';
 import { blobsKey, markKey, parseCacheKey } from '../src/core/key.js';
 import { FileStore, pruneStore, restore, save, type Store } from '../src/index.js';
 import { S3Store } from '../src/stores/s3.js';
@@ -59,7 +59,7 @@ async function checkManifests(store: Store): Promise<number> {
   let count = 0;
   for (const object of await store.list()) {
     if (parseCacheKey(object.key)?.layout !== 'blobs') continue;
-    const manifest = await readManifest(store, object.key);
+    const manifest = await readBlobManifest(store, object.key);
     if (!manifest) continue;
     for (const [id, location] of manifest.blobs) {
       const data = await store.getRange!(location.pack, location.offset, location.offset + location.size);
@@ -209,7 +209,7 @@ test('a save checks the packs again before its manifest: one marked since it loo
   const store = join(work, 'store-recheck');
   await build(machine(store, 'main'), pool.slice(0, 3));
   const files = new FileStore(store);
-  const manifest = (await readManifest(files, (await files.list()).find((o) => parseCacheKey(o.key))!.key))!;
+  const manifest = (await readBlobManifest(files, (await files.list()).find((o) => parseCacheKey(o.key))!.key))!;
   const known = await keepUsable(files, new Map(manifest.blobs), undefined);
   assert.is(known.size, manifest.blobs.size);
   const [pack] = [...new Set([...known.values()].map((l) => l.pack))];

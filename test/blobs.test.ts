@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -132,22 +132,25 @@ test('a corrupted blob is found by its hash and is a miss with one warning', asy
   assert.equal(readdirSync(fresh.root).sort(), ['Makefile', 'src']);
 });
 
-test('a damaged local blob is a miss once, then fetched again', async () => {
+test('a damaged local blob is fetched again from the store, and the local copy repaired', async () => {
   const store = join(work, 'store-local');
   const cache = join(work, 'shared-blobs');
-  await saveBuild(machine(store, 'blobs', cache), objects());
-  const sub = readdirSync(cache).find((name) => /^[0-9a-f]{2}$/.test(name))!;
-  const blob = join(cache, sub, readdirSync(join(cache, sub))[0]!);
+  const seed = objects();
+  await saveBuild(machine(store, 'blobs', cache), seed);
+  const id = createHash('sha256').update(seed[5]!).digest('hex');
+  const blob = join(cache, id.slice(0, 2), id);
   const data = readFileSync(blob);
   data[0]! ^= 0xff;
   writeFileSync(blob, data);
-  const damaged = await restore(machine(store, 'blobs', cache));
-  assert.is(damaged.outcome, 'miss');
-  assert.match(damaged.warnings.join('\n'), /local blob .* does not match its hash/);
-  assert.is((await restore(machine(store, 'blobs', cache))).outcome, 'hit');
+  const fresh = machine(store, 'blobs', cache);
+  const report = await restore(fresh);
+  assert.is(report.outcome, 'hit', JSON.stringify(report.attempts));
+  assert.equal(report.warnings, []);
+  assert.equal(readFileSync(join(fresh.root, 'obj/sub/o5.o')), seed[5]);
+  assert.equal(readFileSync(blob), seed[5]);
 });
 
-test('a store without ranged reads (as the daemon store) has its packs read from the start', async () => {
+test('a store without ranged reads has its packs read from the start', async () => {
   const dir = join(work, 'store-no-ranges');
   const seed = objects();
   await saveBuild(machine(dir, 'blobs'), seed);

@@ -15,6 +15,8 @@ import type {
   WalkHashResult, WalkHashTask,
 } from './types.js';
 
+export { materialize } from './materialize.js';
+
 const native = loadNativeHasher();
 
 // One read buffer per worker thread, reused for every file: big files stream through it. 128 KiB

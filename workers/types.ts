@@ -140,6 +140,41 @@ export type UnpackResult =
   | { stagingProblem: string }
   | { cancelled: true };
 
+/** A blob to write into staging, and the files (checked paths below staging, modes) it becomes. */
+export interface MaterializeBlob {
+  id: string;
+  size: number;
+  /** Where its bytes start in the task's `data`. */
+  offset: number;
+  files: [path: string, mode: number][];
+}
+
+/**
+ * One step of a blob-layout restore (src/blobs/restore.ts, workers/materialize.ts), in this order:
+ * make `dirs` (parents first; a listed directory gets its mode), write `blobs` (from `data`, shared
+ * memory holding a fetched run of a pack, each checked against its hash and kept in `cacheDir` when given;
+ * without `data`, read from the local blob cache `cacheDir` and checked), then make `links`
+ * (hard links 'h' to earlier files, then symlinks 'l').
+ */
+export interface MaterializeTask {
+  staging: string;
+  dirs?: [path: string, mode: number | null][];
+  blobs?: MaterializeBlob[];
+  data?: SharedArrayBuffer;
+  cacheDir?: string;
+  links?: [path: string, type: 'h' | 'l', target: string][];
+}
+
+/**
+ * Done: the bytes written, and the blobs the local cache lacked or held damaged (removed from it;
+ * the caller fetches them). Or the first fetched blob that does not match its hash, or why staging
+ * could not be written.
+ */
+export type MaterializeResult =
+  | { bytes: number; refetch: string[] }
+  | { mismatch: string }
+  | { stagingProblem: string };
+
 /**
  * Posted on the parent port by each thread once this module has loaded. Piscina loads it with
  * require(), and on Node 20 terminating a thread inside that require() aborts the whole process

@@ -1,27 +1,31 @@
 // The blob layout's restore: see docs/design.md, "Blob layout".
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, constants, copyFile, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { readMeta, type ExtractedArchive } from '../archive.js';
 import { parseBlobManifest, type BlobLocation, type BlobManifest } from '../core/blobs.js';
-import { bytePathFromText, type BytePath } from '../core/paths.js';
-import { BLOCK_SIZE } from '../core/ustar.js';
-import { ArchiveError } from '../errors.js';
-import type { Store, StoredBody } from '../stores/index.js';
-import { tarHeader } from '../tar-header.js';
-import {
-  blobPath, EMPTY_BLOB, indexFile, keepBlob, KNOWN_FILE, noteAdded, padding, remember, sha256, usable,
-} from './cache.js';
+import type { ExtractLimits } from '../core/config.js';
+import { META_DIR } from '../core/meta.js';
+import { bytePathFromText, isWithin, normalizeRelative, parentOf, type BytePath } from '../core/paths.js';
+import { ArchiveError, NbcError } from '../errors.js';
+import type { WorkerPool } from '../pool.js';
+import { PhaseReporter, type ProgressListener } from '../progress.js';
+import type { Store } from '../stores/index.js';
+import { EntryChecker } from '../unpack.js';
+import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
+import { blobPath, indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
+import { readRange } from '../stores/range.js';
+import { FETCHES, inLanes, RUN, runsOf, type Run } from './fetch.js';
 
 /** A manifest larger than this (compressed) is refused: it is read whole. */
 const MANIFEST_LIMIT = 64 << 20;
-/** Ranged reads of a pack: blobs closer than GAP are read in one request of at most RUN bytes. */
-const GAP = 256 << 10;
-const RUN = 8 << 20;
-const FETCHES = 4;
+/** Blobs from the local cache go to the pool in batches of at most this many files or bytes. */
+const BATCH_FILES = 512;
+const BATCH_BYTES = 16 << 20;
 
-/** The manifest at `key`, or undefined when there is none; ArchiveError when it is damaged. */
-export async function readManifest(store: Store, key: string, signal?: AbortSignal): Promise<BlobManifest | undefined> {
+/** The blob manifest at `key`, or undefined when there is none. */
+export async function readBlobManifest(store: Store, key: string, signal?: AbortSignal): Promise<BlobManifest | undefined> {
   const body = await store.get(key, signal);
   if (!body) return undefined;
   const chunks: Buffer[] = [];
@@ -42,115 +46,216 @@ export async function readManifest(store: Store, key: string, signal?: AbortSign
   return parsed;
 }
 
-/** A range of a pack holding one or more wanted blobs. */
-interface Run {
-  pack: string;
-  start: number;
-  end: number;
-  blobs: [id: string, location: BlobLocation][];
-}
-
-function runsOf(missing: [string, BlobLocation][]): Run[] {
-  const sorted = [...missing].sort(([, a], [, b]) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset));
-  const runs: Run[] = [];
-  for (const [id, l] of sorted) {
-    const last = runs.at(-1);
-    if (last && last.pack === l.pack && l.offset - last.end <= GAP && l.offset + l.size - last.start <= RUN) {
-      last.end = Math.max(last.end, l.offset + l.size);
-      last.blobs.push([id, l]);
-    } else runs.push({ pack: l.pack, start: l.offset, end: l.offset + l.size, blobs: [[id, l]] });
-  }
-  return runs;
-}
-
-/** Bytes [start, end) of an object, by a ranged read where the store has one, else read from the start. */
-async function readRange(store: Store, key: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer | undefined> {
-  if (store.getRange) return store.getRange(key, start, end, signal);
-  const body = await store.get(key, signal);
-  if (!body) return undefined;
-  const wanted = Buffer.alloc(end - start);
-  let at = 0;
-  for await (const chunk of body) {
-    const from = Math.max(start - at, 0);
-    const to = Math.min(end - at, chunk.length);
-    if (to > from) chunk.copy(wanted, at + from - start, from, to);
-    at += chunk.length;
-    if (at >= end) break;
-  }
-  return at >= end ? wanted : undefined;
-}
-
-export interface BlobRestore {
+export interface BlobExtract {
   store: Store;
   key: string;
   /** Where restore keeps its state: what this manifest's blobs are goes there, for save. */
   stateDir: string;
+  /** The local blob cache; read where it can be read, written where it can be written. */
   cacheDir: string | undefined;
+  /** An empty directory to write into, on the tree's file system. */
+  staging: string;
+  cacheDirs: readonly string[];
+  limits?: ExtractLimits | undefined;
+  /** Symlinks of the source tree (text paths): no symlink of the manifest may lead through them. */
+  treeSymlinks?: ReadonlySet<string>;
+  pool: WorkerPool;
+  onProgress?: ProgressListener | undefined;
   signal?: AbortSignal | undefined;
 }
 
-/**
- * The cache at `key` in the blob layout as the tar it was saved from, or undefined when there is
- * none. Blobs missing from the local cache are fetched first, by ranges of their packs, and each is
- * checked against its hash: one that does not match makes the cache unusable (ArchiveError).
- */
-export async function blobArchive(input: BlobRestore): Promise<(StoredBody & { blobs: ReadonlyMap<BytePath, string> }) | undefined> {
-  const { store, signal } = input;
-  const manifest = await readManifest(store, input.key, signal);
-  if (!manifest) return undefined;
-  await remember(join(input.stateDir, KNOWN_FILE), manifest.blobs);
-  const local = await usable(input.cacheDir);
-  // Without a local cache, fetched blobs wait in the state dir until they are unpacked.
-  const dir = local ? input.cacheDir! : join(input.stateDir, `blobs-${randomBytes(4).toString('hex')}`);
-  const wanted = new Map<string, BlobLocation>();
-  for (const entry of manifest.entries) if (entry.blob && entry.blob !== EMPTY_BLOB) wanted.set(entry.blob, manifest.blobs.get(entry.blob)!);
-  const missing: [string, BlobLocation][] = [];
-  for (const [id, location] of wanted) {
-    const size = (await stat(blobPath(dir, id)).catch(() => undefined))?.size;
-    if (size !== location.size) missing.push([id, location]);
-  }
-  try {
-    const runs = runsOf(missing);
-    const fetchRun = async (run: Run) => {
-      const data = await readRange(store, run.pack, run.start, run.end, signal);
-      if (!data || data.length !== run.end - run.start) throw new ArchiveError(`the pack ${run.pack} is missing or shorter than its blobs`, input.key);
-      for (const [id, l] of run.blobs) {
-        const blob = data.subarray(l.offset - run.start, l.offset - run.start + l.size);
-        if (sha256(blob) !== id) throw new ArchiveError(`blob ${id} in ${run.pack} does not match its hash`, input.key);
-        await mkdir(join(dir, id.slice(0, 2)), { recursive: true });
-        await keepBlob(dir, id, blob);
-      }
-    };
-    for (let next = 0; next < runs.length;) await Promise.all(runs.slice(next, next += FETCHES).map(fetchRun));
-  } catch (error) {
-    if (!local) await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
-  if (local) {
-    await remember(indexFile(dir, store), manifest.blobs);
-    await noteAdded(dir, missing.reduce((sum, [, l]) => sum + l.size, 0), new Set(wanted.keys()));
-  }
-  const bytes = manifest.entries.reduce((sum, e) => sum + e.size, 0);
-  async function* tar(): AsyncGenerator<Buffer> {
-    try {
-      for (const entry of manifest!.entries) {
-        yield tarHeader(entry);
-        if (!entry.blob || entry.size === 0) continue;
-        const data = await readFile(blobPath(dir, entry.blob));
-        if (sha256(data) !== entry.blob) {
-          // A local blob damaged since: gone from the cache, the next restore fetches it again.
-          await unlink(blobPath(dir, entry.blob)).catch(() => {});
-          throw new ArchiveError(`the local blob ${entry.blob} does not match its hash`, entry.path);
-        }
-        yield data;
-        yield Buffer.alloc(padding(data.length));
-      }
-      yield Buffer.alloc(2 * BLOCK_SIZE);
-    } finally {
-      if (!local) await rm(dir, { recursive: true, force: true });
-    }
-  }
-  const blobs = new Map(manifest.entries.flatMap((e) => (e.blob ? [[bytePathFromText(e.path), e.blob] as const] : [])));
-  return Object.assign(tar(), { size: bytes, blobs });
+/** What a checked manifest asks to be written: directories, each blob's files, links. */
+interface Layout {
+  dirs: [path: string, mode: number | null][];
+  blobs: Map<string, MaterializeBlob>;
+  links: [path: string, type: 'h' | 'l', target: string][];
+  /** Each file's blob, by byte path (the meta files left out). */
+  blobOf: Map<BytePath, string>;
 }
 
+/**
+ * Runs every entry through the unpacker's checks (paths, cache dirs, links, duplicates, limits)
+ * before anything is written; the first problem is thrown as an ArchiveError.
+ */
+function layOut(manifest: BlobManifest, checker: EntryChecker): Layout {
+  const dirs = new Map<string, number | null>();
+  const blobs = new Map<string, MaterializeBlob>();
+  const hardLinks: Layout['links'] = [];
+  const symlinks: Layout['links'] = [];
+  const blobOf = new Map<BytePath, string>();
+  const contentOf = new Map<string, string>();
+  for (const entry of manifest.entries) {
+    const checked = {
+      type: entry.type, path: entry.path, size: entry.size, mode: entry.mode, linkpath: entry.linkpath,
+      mtime: entry.mtime === undefined ? undefined : new Date(entry.mtime * 1000),
+    };
+    if (!checker.admit(checked)) throw checker.problem!;
+    const path = normalizeRelative(entry.path)!;
+    for (let dir = parentOf(path); dir !== '.' && !dirs.has(dir); dir = parentOf(dir)) dirs.set(dir, null);
+    const mode = checked.mode;
+    let blob: string | undefined;
+    if (entry.type === 'Directory') dirs.set(path, mode);
+    else if (entry.type === 'SymbolicLink') symlinks.push([path, 'l', entry.linkpath!]);
+    else if (entry.type === 'Link') {
+      const target = normalizeRelative(entry.linkpath!)!;
+      hardLinks.push([path, 'h', target]);
+      blob = contentOf.get(target);
+    } else {
+      blob = entry.blob!;
+      const location = manifest.blobs.get(blob)!;
+      const wanted = blobs.get(blob) ?? { id: blob, size: location.size, offset: 0, files: [] };
+      wanted.files.push([path, mode]);
+      blobs.set(blob, wanted);
+    }
+    if (blob !== undefined) {
+      contentOf.set(path, blob);
+      if (!isWithin(path, META_DIR)) blobOf.set(bytePathFromText(path), blob);
+    }
+  }
+  checker.finish();
+  if (checker.problem) throw checker.problem;
+  return { dirs: [...dirs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), blobs, links: [...hardLinks, ...symlinks], blobOf };
+}
+
+/** Which of `ids` the local blob cache holds (by name; their content is checked when read). */
+async function cachedBlobs(dir: string | undefined, ids: Iterable<string>): Promise<Set<string>> {
+  const found = new Set<string>();
+  if (dir === undefined) return found;
+  const subs = new Set([...ids].map((id) => id.slice(0, 2)));
+  await Promise.all([...subs].map(async (sub) => {
+    for (const name of await readdir(join(dir, sub)).catch(() => [])) found.add(name);
+  }));
+  return found;
+}
+
+/** The result of a pool step, or the error it stands for. */
+function checked(result: MaterializeResult, run?: Run): { bytes: number; refetch: string[] } {
+  if ('mismatch' in result) throw new ArchiveError(`blob ${result.mismatch} in ${run?.pack} does not match its hash`);
+  if ('stagingProblem' in result) throw new NbcError('NBC_STAGING', result.stagingProblem);
+  return result;
+}
+
+/**
+ * Restores the cache in the blob layout into `staging` as extractArchive restores an archive, and
+ * with the same result (the entries checked by the unpacker's rules, the meta files read): blobs
+ * in the local cache are read from it, the others fetched by ranges of their packs, coalesced; each
+ * is checked against its hash. A fetched blob that does not match makes the cache unusable
+ * (ArchiveError); a local one that does not is removed and fetched instead.
+ */
+export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): Promise<ExtractedArchive> {
+  const { store, pool, staging, signal } = input;
+  const checker = new EntryChecker({ staging, cacheDirs: input.cacheDirs, ...(input.limits ? { limits: input.limits } : {}),
+    ...(input.treeSymlinks ? { treeSymlinks: input.treeSymlinks } : {}) });
+  const layout = layOut(manifest, checker);
+  await remember(join(input.stateDir, KNOWN_FILE), manifest.blobs);
+  const keeping = await usable(input.cacheDir);
+  const step = async (task: Omit<MaterializeTask, 'staging'>, run?: Run) => {
+    signal?.throwIfAborted();
+    return checked(await pool.materialize({ staging, ...task }, signal), run);
+  };
+  await step({ dirs: layout.dirs });
+
+  const cached = await cachedBlobs(input.cacheDir, layout.blobs.keys());
+  const local: MaterializeBlob[] = [];
+  const missing: [string, BlobLocation][] = [];
+  for (const blob of layout.blobs.values()) {
+    if (blob.size === 0 || cached.has(blob.id)) local.push(blob);
+    else missing.push([blob.id, manifest.blobs.get(blob.id)!]);
+  }
+  const fetching = new PhaseReporter(input.onProgress, 'fetch', { totalBytes: missing.reduce((sum, [, l]) => sum + l.size, 0) });
+  let fetched = 0;
+  // Runs are read into at most FETCHES buffers of shared memory, reused: the pool threads write from
+  // them, and memory stays at FETCHES × RUN (fresh buffers per run were left to the collector).
+  const slots: Buffer[] = [];
+  const fetchAll = (wanted: [string, BlobLocation][]) => {
+    const runs = runsOf(wanted.filter(([, l]) => l.size <= RUN));
+    const large = wanted.filter(([, l]) => l.size > RUN);
+    return inLanes<Run | [string, BlobLocation]>([...runs, ...large], FETCHES, async (item) => {
+      if (!('pack' in item)) {
+        await fetchLarge(item[0], item[1], layout.blobs.get(item[0])!);
+        return;
+      }
+      const slot = slots.pop() ?? Buffer.from(new SharedArrayBuffer(RUN));
+      try {
+        const data = await readRange(store, item.pack, item.start, item.end, signal, slot);
+        if (!data || data.length !== item.end - item.start) throw new ArchiveError(`the pack ${item.pack} is missing or shorter than its blobs`, input.key);
+        // A store that ignored `into` (see Store.getRange).
+        if (data.buffer !== slot.buffer) data.copy(slot);
+        fetching.update(0, fetched += data.length);
+        const blobs = item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start }));
+        await step({ blobs, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: input.cacheDir! } : {}) }, item);
+      } finally {
+        slots.push(slot);
+      }
+    });
+  };
+  /** A blob bigger than a run: read in pieces into its first file, hashed on the way, then copied. */
+  const fetchLarge = async (id: string, location: BlobLocation, blob: MaterializeBlob) => {
+    const [[first, mode], ...others] = blob.files as [[string, number], ...[string, number][]];
+    const target = join(staging, first);
+    const hash = createHash('sha256');
+    const file = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    const slot = slots.pop() ?? Buffer.from(new SharedArrayBuffer(RUN));
+    try {
+      for (let at = 0; at < location.size; at += RUN) {
+        const end = Math.min(at + RUN, location.size);
+        const piece = await readRange(store, location.pack, location.offset + at, location.offset + end, signal, slot);
+        if (!piece || piece.length !== end - at) throw new ArchiveError(`the pack ${location.pack} is missing or shorter than its blobs`, input.key);
+        hash.update(piece);
+        await file.write(piece);
+        fetching.update(0, fetched += piece.length);
+      }
+    } finally {
+      slots.push(slot);
+      await file.close();
+    }
+    if (hash.digest('hex') !== id) throw new ArchiveError(`blob ${id} in ${location.pack} does not match its hash`, input.key);
+    for (const [path, fileMode] of others) {
+      await copyFile(target, join(staging, path), constants.COPYFILE_EXCL);
+      await chmod(join(staging, path), fileMode);
+    }
+    if (keeping) {
+      const path = blobPath(input.cacheDir!, id);
+      const temporary = `${path}.tmp-${randomBytes(4).toString('hex')}`;
+      try {
+        await mkdir(dirname(path), { recursive: true });
+        await copyFile(target, temporary);
+        await rename(temporary, path);
+      } catch {
+        await unlink(temporary).catch(() => {});
+      }
+    }
+  };
+
+  const refetch: string[] = [];
+  const batches: MaterializeBlob[][] = [];
+  let [files, bytes] = [BATCH_FILES, 0];
+  for (const blob of local) {
+    if (files + blob.files.length > BATCH_FILES || bytes + blob.size > BATCH_BYTES) {
+      batches.push([]);
+      [files, bytes] = [0, 0];
+    }
+    batches.at(-1)!.push(blob);
+    files += blob.files.length;
+    bytes += blob.size;
+  }
+  // The local cache is read while the missing blobs download; both wait for the pool's threads.
+  await Promise.all([
+    inLanes(batches, 2 * pool.threads, async (blobs) => {
+      refetch.push(...(await step({ blobs, ...(input.cacheDir === undefined ? {} : { cacheDir: input.cacheDir }) })).refetch);
+    }),
+    fetchAll(missing),
+  ]);
+  if (refetch.length > 0) await fetchAll(refetch.map((id) => [id, manifest.blobs.get(id)!]));
+  fetching.end(missing.length + refetch.length, fetched);
+  await step({ links: layout.links });
+  if (keeping) {
+    await remember(indexFile(input.cacheDir!, store), manifest.blobs);
+    // Only what was fetched made the cache grow.
+    await noteAdded(input.cacheDir!, fetched, new Set(layout.blobs.keys()));
+  }
+  return {
+    entries: checker.entries, bytes: checker.bytes, warnings: checker.warnings(), blobs: layout.blobOf,
+    ...await readMeta(staging, checker.entries),
+  };
+}

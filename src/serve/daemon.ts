@@ -9,7 +9,9 @@ import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { megabytes } from '../core/units.js';
 import { describeError } from '../errors.js';
-import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, SIZE_HEADER, type ListedObject } from '../stores/protocol.js';
+import { isPackKey } from '../core/key.js';
+import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, parseRange, PROTOCOL_HEADER, SIZE_HEADER, type ListedObject } from '../stores/protocol.js';
+import { readRange } from '../stores/range.js';
 import type { Store } from '../stores/store.js';
 import { DiskCache, type CachedMeta } from './disk-cache.js';
 import { loadPeerCredentials, mayWrite, peerOf, type Peer, type WritePolicy } from './peer.js';
@@ -148,6 +150,38 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
     }
   }
 
+  /**
+   * Bytes [start, end) of an object: a pack (never rewritten, its name is a nonce) from the disk
+   * cache when it is there, anything else by upstream's ranged read. A range is not cached: caching
+   * would mean reading the whole pack.
+   */
+  async function getRange(key: string, [start, end]: [number, number], res: ServerResponse): Promise<string> {
+    const cached = isPackKey(key) ? await cache?.meta(key) : undefined;
+    if (cached) {
+      const last = Math.max(Math.min(end, cached.size), start);
+      const stream = last > start ? await cache!.open(key, [start, last]) : undefined;
+      if (stream || last === start) {
+        res.writeHead(206, { [PROTOCOL_HEADER]: String(DAEMON_PROTOCOL), 'content-length': last - start });
+        if (!stream) {
+          res.end();
+          return '206 0 MB from disk';
+        }
+        stream.on('error', () => res.destroy());
+        stream.pipe(res);
+        await new Promise((resolve) => res.on('close', resolve));
+        return `206 ${megabytes(last - start)} from disk`;
+      }
+    }
+    const data = await readRange(upstream, key, start, end);
+    if (!data) {
+      answer(res, 404, 'no such object');
+      return '404';
+    }
+    res.writeHead(206, { [PROTOCOL_HEADER]: String(DAEMON_PROTOCOL), 'content-length': data.length });
+    res.end(data);
+    return `206 ${megabytes(data.length)} from upstream`;
+  }
+
   /** Why this peer may not save or delete, if it may not. */
   function writeRefusal(peer: Peer | undefined): string | undefined {
     if (options.readOnly) return 'this daemon is read-only';
@@ -207,7 +241,10 @@ export async function serve(options: ServeOptions): Promise<Daemon> {
       answer(res, 400, `unknown request ${req.method} ${url.pathname} (this daemon speaks protocol ${DAEMON_PROTOCOL})`);
       return '400';
     }
-    if (req.method === 'GET') return get(key, res);
+    if (req.method === 'GET') {
+      const range = parseRange(req.headers.range);
+      return range ? getRange(key, range, res) : get(key, res);
+    }
     if (req.method === 'PUT' || req.method === 'DELETE') {
       const refusal = writeRefusal(peer);
       if (refusal !== undefined) {

@@ -49,13 +49,13 @@ export class DiskCache {
     }
   }
 
-  /** The cached bytes, marked as just used; undefined when not cached. */
-  async open(key: string): Promise<ReadStream | undefined> {
+  /** The cached bytes (or bytes [start, end) of them), marked as just used; undefined when not cached. */
+  async open(key: string, range?: [start: number, end: number]): Promise<ReadStream | undefined> {
     const file = this.#file(key);
     try {
       const now = new Date();
       await utimes(file, now, now);
-      return createReadStream(file, { highWaterMark: 1 << 20 });
+      return createReadStream(file, { highWaterMark: 1 << 20, ...(range ? { start: range[0], end: range[1] - 1 } : {}) });
     } catch {
       return undefined;
     }

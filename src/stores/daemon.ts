@@ -4,6 +4,7 @@ import { request, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { describeError, StoreError } from '../errors.js';
 import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, SIZE_HEADER, objectPath, type ListedObject } from './protocol.js';
+import { rangeOf } from './range.js';
 import type { Store, StoredBody, StoredObject } from './store.js';
 
 const HINT = 'is nix-build-cache serve running, and its socket\'s directory in extra-sandbox-paths?';
@@ -21,10 +22,10 @@ export class DaemonStore implements Store {
     this.location = `unix://${socket}`;
   }
 
-  #request(operation: string, key: string | undefined, method: string, path: string, signal?: AbortSignal): {
+  #request(operation: string, key: string | undefined, method: string, path: string, signal?: AbortSignal, headers: Record<string, string> = {}): {
     sent: ReturnType<typeof request>; answer: Promise<IncomingMessage>;
   } {
-    const sent = request({ socketPath: this.#socket, method, path, timeout: this.#timeout, ...(signal ? { signal } : {}) });
+    const sent = request({ socketPath: this.#socket, method, path, headers, timeout: this.#timeout, ...(signal ? { signal } : {}) });
     const answer = new Promise<IncomingMessage>((resolve, reject) => {
       sent.on('response', (response) => {
         const version = response.headers[PROTOCOL_HEADER];
@@ -70,6 +71,27 @@ export class DaemonStore implements Store {
       const failure = response.trailers[FAILURE_TRAILER];
       if (failure !== undefined) throw new StoreError('read', key, `the daemon could not finish the object: ${failure}`);
     })(), Number.isFinite(size) ? { size } : {});
+  }
+
+  async getRange(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer | undefined> {
+    if (end <= start) return Buffer.alloc(0);
+    const { sent, answer } = this.#request('read', key, 'GET', objectPath(key), signal, { range: `bytes=${start}-${end - 1}` });
+    sent.end();
+    const response = await answer;
+    if (response.statusCode === 404) {
+      response.resume();
+      return undefined;
+    }
+    if (response.statusCode !== 206 && response.statusCode !== 200) await this.#expect('read', key, response, [206]);
+    try {
+      // 200: a daemon that predates ranges sends the whole object.
+      const [from, to] = response.statusCode === 206 ? [0, end - start] : [start, end];
+      const data = await rangeOf(response as AsyncIterable<Buffer>, from, to, into);
+      response.destroy();
+      return data;
+    } catch (error) {
+      throw new StoreError('read', key, `the daemon stopped sending the object (${describeError(error)}); its log says why`, { cause: error });
+    }
   }
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {

@@ -104,12 +104,13 @@ export class FileStore implements Store {
     return Object.assign(handle.createReadStream({ highWaterMark: 1 << 20 }), { size });
   }
 
-  async getRange(key: string, start: number, end: number): Promise<Buffer | undefined> {
+  async getRange(key: string, start: number, end: number, _signal?: AbortSignal, into?: Buffer): Promise<Buffer | undefined> {
     const handle = await this.#open(key);
     if (!handle) return undefined;
     try {
-      const data = Buffer.alloc(end - start);
-      const { bytesRead } = await handle.read(data, 0, data.length, start);
+      // Not zeroed: only what was read is returned.
+      const data = into ?? Buffer.allocUnsafeSlow(end - start);
+      const { bytesRead } = await handle.read(data, 0, end - start, start);
       return data.subarray(0, bytesRead);
     } finally {
       await handle.close();

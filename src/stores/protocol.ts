@@ -1,5 +1,7 @@
 // The daemon protocol, spoken by `nix-build-cache serve` and DaemonStore: HTTP/1.1 on a Unix socket.
 //   GET    /v1/object?key=K   200 the object's bytes | 404
+//          with `Range: bytes=S-E`: 206 bytes S..E (fewer where the object ends before), from the
+//          disk cache when it holds the object; a daemon that predates ranges answers 200, whole
 //   PUT    /v1/object?key=K   201 once the upstream store holds it | 403 read-only | 413 too large
 //   DELETE /v1/object?key=K   204 | 403
 //   GET    /v1/list?under=P   200 JSON [{ key, size, modified }]
@@ -18,6 +20,17 @@ export interface ListedObject {
   size: number;
   /** ISO 8601. */
   modified: string;
+}
+
+/** The one form of Range the daemon reads: bytes S-E, both inclusive. */
+const RANGE = /^bytes=(\d+)-(\d+)$/;
+
+/** [start, end) of a Range header, or undefined for none (or one of another form: the whole object is sent). */
+export function parseRange(header: string | undefined): [start: number, end: number] | undefined {
+  const match = header === undefined ? null : RANGE.exec(header);
+  if (!match) return undefined;
+  const [start, last] = [Number(match[1]), Number(match[2])];
+  return Number.isSafeInteger(last) && start <= last ? [start, last + 1] : undefined;
 }
 
 export function objectPath(key: string): string {

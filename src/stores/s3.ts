@@ -9,6 +9,7 @@ import {
   type Pointer, type RawObject,
 } from '../core/pointer.js';
 import { ArchiveError, NbcError, StoreError } from '../errors.js';
+import { rangeOf } from './range.js';
 import { PatientCompletionHandler, smallText, statusOf, storeError, withIdleTimeout } from './s3-http.js';
 import type { Store, StoredBody, StoredObject } from './store.js';
 
@@ -127,11 +128,14 @@ export class S3Store implements Store {
   }
 
   /** Bytes [start, end) of a plain object (a pack), by a Range GET. */
-  async getRange(key: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer | undefined> {
+  async getRange(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer | undefined> {
     try {
       const object = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Range: `bytes=${start}-${end - 1}` }),
         { abortSignal: signal });
-      return Buffer.from(await object.Body!.transformToByteArray());
+      if (into) return await rangeOf(object.Body as Readable, 0, end - start, into);
+      const bytes = await object.Body!.transformToByteArray();
+      // A view, not a copy: a run of a pack is tens of MiB.
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (error) {
       if (statusOf(error) === 404 && (error as Error).name !== 'NoSuchBucket') return undefined;
       throw await this.#storeError('download', this.#where(key), error);

@@ -19,10 +19,12 @@ export interface Store {
   /** The object's bytes as a stream, or undefined when there is no such object. */
   get(key: string, signal?: AbortSignal): Promise<StoredBody | undefined>;
   /**
-   * Bytes [start, end) of the object (a blob in a pack), or undefined when there is no such object.
-   * Optional: where a store lacks it, readers read the object from its start (see blobs.ts).
+   * Bytes [start, end) of the object (blobs in a pack; fewer where it ends before), or undefined
+   * when there is no such object. With `into` (at least end - start bytes) they are read into it
+   * and the result is a view of it: a reader reuses its buffers. Optional: where a store lacks it,
+   * readers read the object from its start (see stores/range.ts).
    */
-  getRange?(key: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer | undefined>;
+  getRange?(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer | undefined>;
   /**
    * Writes the object so that readers see either the previous one or the whole new one.
    * `sizeHint`: about how many bytes the body has, when known, so that a large upload goes in fewer, larger parts.

@@ -1,0 +1,51 @@
+// Reading blobs from packs: ranged reads, blobs that lie close together coalesced into runs, so a
+// restore of many small files makes few requests and holds at most FETCHES runs in memory.
+import type { BlobLocation } from '../core/blobs.js';
+
+/** Blobs closer than GAP are read in one request of at most RUN bytes; FETCHES runs at a time. */
+export const GAP = 1 << 20;
+export const RUN = 32 << 20;
+export const FETCHES = 4;
+
+/** A range of a pack holding one or more wanted blobs. */
+export interface Run {
+  pack: string;
+  start: number;
+  end: number;
+  blobs: [id: string, location: BlobLocation][];
+}
+
+/** The runs that read `wanted` (each blob at most RUN bytes; bigger ones are read alone, in pieces). */
+export function runsOf(wanted: Iterable<[string, BlobLocation]>, run = RUN): Run[] {
+  const sorted = [...wanted].sort(([, a], [, b]) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset));
+  const runs: Run[] = [];
+  for (const [id, l] of sorted) {
+    const last = runs.at(-1);
+    if (last && last.pack === l.pack && l.offset - last.end <= GAP && l.offset + l.size - last.start <= run) {
+      last.end = Math.max(last.end, l.offset + l.size);
+      last.blobs.push([id, l]);
+    } else runs.push({ pack: l.pack, start: l.offset, end: l.offset + l.size, blobs: [[id, l]] });
+  }
+  return runs;
+}
+
+/**
+ * Runs `step` on each item with at most `lanes` at a time. After the first failure no new item
+ * starts; every step under way is waited for (they write into staging), then the failure is thrown.
+ */
+export async function inLanes<T>(items: readonly T[], lanes: number, step: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async () => {
+    while (!failure && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await step(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
+  if (failure) throw failure.error;
+}

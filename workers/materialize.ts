@@ -1,0 +1,140 @@
+// The blob layout's restore on a pool thread: blobs become staging files directly (no tar in
+// between), each checked against its SHA-256 first. src/blobs/restore.ts checks every path and
+// decides what goes where; this only does the synchronous file work.
+import { createHash, hash as hashOnce } from 'node:crypto';
+import {
+  chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, readSync, renameSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { describeError } from '../src/errors.js';
+import type { MaterializeBlob, MaterializeResult, MaterializeTask } from './types.js';
+
+const CHUNK = 1 << 20;
+const buffer = Buffer.allocUnsafe(CHUNK);
+const WRITE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** Subdirectories of the local blob cache known to exist. */
+const cacheSubdirs = new Set<string>();
+
+function writeAll(fd: number, data: Buffer): void {
+  for (let at = 0; at < data.length;) at += writeSync(fd, data, at);
+}
+
+const blobFile = (dir: string, id: string) => `${dir}/${id.slice(0, 2)}/${id}`;
+
+/** Opens each file the blob becomes: exclusive, never through a link (staging is private, but checked anyway). */
+function openTargets(staging: string, blob: MaterializeBlob): number[] {
+  const fds: number[] = [];
+  try {
+    for (const [path, mode] of blob.files) fds.push(openSync(`${staging}/${path}`, WRITE_NEW, mode));
+  } catch (error) {
+    fds.forEach((fd) => closeSync(fd));
+    throw error;
+  }
+  return fds;
+}
+
+/**
+ * Streams a blob from the local cache into its files, hashing as it goes. Returns false when the
+ * cached copy is missing or damaged: it is then removed (cache and staging) for the caller to fetch.
+ */
+function fromCache(task: MaterializeTask, blob: MaterializeBlob): boolean {
+  let source: number;
+  try {
+    source = openSync(blobFile(task.cacheDir!, blob.id), constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  let good = false;
+  try {
+    const fds = openTargets(task.staging, blob);
+    try {
+      let digest: string | undefined;
+      const hash = createHash('sha256');
+      let total = 0;
+      for (let n; (n = readSync(source, buffer, 0, CHUNK, null)) > 0;) {
+        const piece = buffer.subarray(0, n);
+        // Most blobs come in one read: hashed in one call.
+        if (total === 0 && n === blob.size && n < CHUNK) digest = hashOnce('sha256', piece, 'hex');
+        else hash.update(piece);
+        total += n;
+        if (total > blob.size) break;
+        for (const fd of fds) writeAll(fd, piece);
+      }
+      good = total === blob.size && (digest ?? hash.digest('hex')) === blob.id;
+    } finally {
+      fds.forEach((fd) => closeSync(fd));
+    }
+  } finally {
+    closeSync(source);
+  }
+  if (!good) {
+    for (const [path] of blob.files) unlinkSync(`${task.staging}/${path}`);
+    try {
+      unlinkSync(blobFile(task.cacheDir!, blob.id));
+    } catch { /* gone already */ }
+  }
+  return good;
+}
+
+/** Keeps a fetched blob in the local cache (best effort: a cache that cannot be written is only slower). */
+function keep(dir: string, id: string, data: Buffer): void {
+  const sub = `${dir}/${id.slice(0, 2)}`;
+  const temporary = `${blobFile(dir, id)}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
+  try {
+    if (!cacheSubdirs.has(sub)) mkdirSync(sub, { recursive: true });
+    cacheSubdirs.add(sub);
+    writeFileSync(temporary, data);
+    renameSync(temporary, blobFile(dir, id));
+  } catch {
+    try {
+      unlinkSync(temporary);
+    } catch { /* never made */ }
+  }
+}
+
+/**
+ * Does one step of a blob-layout restore (see MaterializeTask): directories, then blobs (from a
+ * fetched run or the local cache), then links. Problems come back as results: an error thrown here
+ * would lose its class.
+ */
+export function materialize(task: MaterializeTask): MaterializeResult {
+  const at = (path: string) => `${task.staging}/${path}`;
+  const refetch: string[] = [];
+  let bytes = 0;
+  try {
+    for (const [path, mode] of task.dirs ?? []) {
+      try {
+        mkdirSync(at(path), 0o755);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      if (mode !== null) chmodSync(at(path), mode | 0o700);
+    }
+    const data = task.data && Buffer.from(task.data);
+    for (const blob of task.blobs ?? []) {
+      if (blob.size === 0) {
+        openTargets(task.staging, blob).forEach((fd) => closeSync(fd));
+      } else if (data) {
+        const content = data.subarray(blob.offset, blob.offset + blob.size);
+        if (content.length !== blob.size || hashOnce('sha256', content, 'hex') !== blob.id) return { mismatch: blob.id };
+        const fds = openTargets(task.staging, blob);
+        try {
+          for (const fd of fds) writeAll(fd, content);
+        } finally {
+          fds.forEach((fd) => closeSync(fd));
+        }
+        if (task.cacheDir !== undefined) keep(task.cacheDir, blob.id, content);
+      } else if (!fromCache(task, blob)) {
+        refetch.push(blob.id);
+        continue;
+      }
+      bytes += blob.size * blob.files.length;
+    }
+    for (const [path, type, target] of task.links ?? []) {
+      if (type === 'h') linkSync(at(target), at(path));
+      else symlinkSync(target, at(path));
+    }
+  } catch (error) {
+    return { stagingProblem: `cannot write into the staging dir (${describeError(error)})` };
+  }
+  return { bytes, refetch };
+}
