@@ -12,19 +12,19 @@ import { treeIdentity, type LoadedState } from './state.js';
 import { absolutePath } from './walk.js';
 
 /**
- * The artifacts at `paths` as they are now: each one's lstat (undefined when gone or unreadable)
- * and their fingerprint (core/plan.ts). Synchronous: a promise per lstat costs ten times the
- * lstat, and nothing else runs meanwhile.
+ * The artifacts as they are now: each one's lstat (none when gone or unreadable) and the
+ * fingerprint of those that are not directories (core/plan.ts). Synchronous: a promise per lstat
+ * costs ten times the lstat, and nothing else runs meanwhile.
  */
-export function currentArtifacts(root: string, paths: readonly BytePath[]): { stats: Map<BytePath, Stats>; fingerprint: string } {
+export function currentArtifacts(root: string, entries: readonly { path: BytePath; kind: string }[]): { stats: Map<BytePath, Stats>; fingerprint: string } {
   const rootBytes = Buffer.from(root);
   const stats = new Map<BytePath, Stats>();
-  for (const path of paths) {
+  for (const { path } of entries) {
     try {
       stats.set(path, lstatSync(absolutePath(rootBytes, path)));
     } catch { /* gone or unreadable: a changed artifact */ }
   }
-  const fingerprint = artifactFingerprint(paths.map((path) => {
+  const fingerprint = artifactFingerprint(entries.filter((e) => e.kind !== 'dir').map(({ path }) => {
     const stat = stats.get(path);
     return { path, size: stat?.size ?? -1, mtimeMs: stat?.mtimeMs ?? 0, ctimeMs: stat?.ctimeMs ?? 0, ino: stat?.ino ?? 0, mode: stat?.mode ?? 0 };
   }));

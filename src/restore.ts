@@ -91,7 +91,7 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
       () => writeJournal(ctx.stateDir, ctx.root, createdPaths(plan, ctx.tree.dirs)));
     applying.end(applied.restored, applied.bytes);
     // As save will see them if the build changes nothing.
-    const left = currentArtifacts(ctx.root, plan.restore.filter((e) => e.kind !== 'dir').map((e) => e.path));
+    const left = currentArtifacts(ctx.root, plan.restore.filter((e) => e.kind !== 'dir'));
     if (archive.blobs) await recordUnchanged(ctx.stateDir, left.stats, restoredBlobs(plan, archive.blobs, archive, new Set(rewritten)));
     [...archive.warnings, ...applied.warnings].forEach((w) => warn(ctx, w));
     if (plan.skipped.length > 0) {

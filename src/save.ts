@@ -26,7 +26,7 @@ import { VERSION } from './version.js';
 /** About how big a pack of these files would be, at most (for the upload's part size). */
 function packSize(stats: ReadonlyMap<BytePath, Stats>): number {
   let bytes = 0;
-  for (const stat of stats.values()) bytes += BLOCK_SIZE + Math.ceil(stat.size / BLOCK_SIZE) * BLOCK_SIZE;
+  for (const stat of stats.values()) if (stat.isFile()) bytes += BLOCK_SIZE + Math.ceil(stat.size / BLOCK_SIZE) * BLOCK_SIZE;
   return bytes;
 }
 
@@ -102,7 +102,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
           warn(`saving without ${someOf(artifacts.refused.map(({ dir, reason }) => `${dir} (${reason})`))}, as allow-partial asks`);
         }
         const { hit } = loaded.state;
-        const now = hit || config.layout === 'blobs' ? currentArtifacts(root, artifacts.entries.filter((e) => e.kind !== 'dir').map((e) => e.path)) : undefined;
+        const now = hit || config.layout === 'blobs' ? currentArtifacts(root, artifacts.entries) : undefined;
         if (hit?.key === key && proven.changed.length === 0 && hit.artifacts === now?.fingerprint) {
           report.reason = `nothing under the cache dirs changed since ${hit.name} was restored; not uploading`;
           return;

@@ -189,16 +189,16 @@ function keepBlob(dir: string, id: string, data: Buffer): void {
 }
 
 /**
- * The pack task's blob layout: entries become manifest entries; a file known unchanged since
- * restore is named by the blob it had, unread; any other file is read, and its content goes into
- * the pack as an entry named by its SHA-256 unless the store or this pack already holds it.
+ * The pack task's blob layout: entries become manifest entries, and a file's content goes into the
+ * pack as an entry named by its SHA-256 unless the store or this pack already holds it.
  */
 function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
   const known = new Set(task.known);
   const entries: PackedEntry[] = [];
+  /** The task's index of each entry (some are left out). */
+  const indexes: number[] = [];
   const added: [id: string, offset: number, size: number][] = [];
   let offset = 0;
-  let reused = 0;
   const padding = (size: number) => (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
   /** Appends a new blob (its header, then `write` puts the content) and records where it starts. */
   const add = (id: string, size: number, write: () => void) => {
@@ -211,21 +211,15 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
   };
   return {
     entries,
+    indexes,
     added,
-    reused: () => reused,
-    /** The size of the entry at `index` if it is a file known unchanged (then it is recorded, unread). */
-    unread(index: number, bytePath: string, digests: [string, string][], rooted: string[]): number | undefined {
-      const known = task.unread[index];
-      if (!known) return undefined;
-      const [mode, mtime, size, blob, md5, mentionsRoot] = known;
-      entries.push({ path: textFromBytePath(bytePath), type: 'File', mode, mtime, size, blob });
-      digests.push([bytePath, md5]);
-      if (mentionsRoot) rooted.push(bytePath);
-      reused++;
-      return size;
+    /** An entry without content. */
+    entry(index: number, fields: UstarFields): void {
+      entries.push(fields);
+      indexes.push(index);
     },
     /** Reads an open file: its manifest entry, and its content into the pack if new. */
-    file(fd: number, fields: UstarFields): { digest: string; mentionsRoot: boolean } {
+    file(index: number, fd: number, fields: UstarFields): { digest: string; mentionsRoot: boolean } {
       const { size, path } = fields;
       const finder = new ByteFinder(rootBytes);
       let id: string;
@@ -264,6 +258,7 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
         }
       }
       entries.push({ ...fields, blob: id });
+      indexes.push(index);
       return { digest, mentionsRoot: finder.found };
     },
   };
@@ -364,7 +359,7 @@ export async function pack(task: PackTask): Promise<void> {
 
   const blobs = task.blobs ? packBlobs(task.blobs, rootBytes, { header, put, zeros }) : undefined;
   /** An entry without content: a header in a tar, a manifest entry in the blob layout. */
-  const entry = (fields: UstarFields) => (blobs ? blobs.entries.push(fields) : header(fields));
+  const entry = (index: number, fields: UstarFields) => (blobs ? blobs.entry(index, fields) : header(fields));
 
   const firstPathOfInode = new Map<string, string>();
   const digests: [string, string][] = [];
@@ -374,12 +369,6 @@ export async function pack(task: PackTask): Promise<void> {
   task.entries.forEach((bytePath, index) => {
     const listed = task.kinds[index];
     const target = listed === 'l' ? task.targets[link++] : undefined;
-    const unread = blobs?.unread(index, bytePath, digests, rooted);
-    if (unread !== undefined) {
-      counts.files++;
-      counts.bytes += unread;
-      return;
-    }
     const absolute = Buffer.from(`${task.root}/${bytePath}`, 'latin1');
     if (!inTree(bytePath)) {
       skipped.push([bytePath, 'leads out of the tree']);
@@ -401,7 +390,7 @@ export async function pack(task: PackTask): Promise<void> {
     const mode = portableMode(stat.mode, stat.isDirectory());
     if (kind === 'd') {
       confirmed.set(`/${bytePath}`, true);
-      entry({ path: `${path}/`, type: 'Directory', mode, size: 0 });
+      entry(index, { path: `${path}/`, type: 'Directory', mode, size: 0 });
       counts.dirs++;
     } else if (kind === 'l') {
       let now: string | undefined;
@@ -415,13 +404,13 @@ export async function pack(task: PackTask): Promise<void> {
         skipped.push([bytePath, 're-pointed since it was listed']);
         return;
       }
-      entry({ path, type: 'SymbolicLink', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: target });
+      entry(index, { path, type: 'SymbolicLink', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: target });
       counts.files++;
     } else {
       const inode = `${stat.dev}:${stat.ino}`;
       const linkTarget = stat.nlink > 1 ? firstPathOfInode.get(inode) : undefined;
       if (linkTarget !== undefined) {
-        entry({ path, type: 'Link', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: linkTarget });
+        entry(index, { path, type: 'Link', mode, size: 0, mtime: Math.floor(stat.mtimeMs / 1000), linkpath: linkTarget });
       } else {
         // Opened before its header is written: a file that cannot be read is left out whole.
         let fd: number;
@@ -436,7 +425,7 @@ export async function pack(task: PackTask): Promise<void> {
           const fields: UstarFields = { path, type: 'File', mode, size: stat.size, mtime: Math.floor(stat.mtimeMs / 1000) };
           let digest: string;
           let mentionsRoot: boolean;
-          if (blobs) ({ digest, mentionsRoot } = blobs.file(fd, fields));
+          if (blobs) ({ digest, mentionsRoot } = blobs.file(index, fd, fields));
           else {
             header(fields);
             ({ digest, mentionsRoot } = fileContent(fd, path, stat.size));
@@ -453,7 +442,7 @@ export async function pack(task: PackTask): Promise<void> {
   });
   if (used > 0) send();
   const end: PackMessage = {
-    end: counts, digests, rooted, skipped, ...(blobs ? { packed: { entries: blobs.entries, blobs: blobs.added, bytes: written, reused: blobs.reused() } } : {}),
+    end: counts, digests, rooted, skipped, ...(blobs ? { packed: { entries: blobs.entries, indexes: blobs.indexes, blobs: blobs.added, bytes: written } } : {}),
   };
   task.port.postMessage(end);
 }

@@ -73,17 +73,9 @@ export interface PackTask {
   blobs?: BlobPackTask;
 }
 
-/**
- * A file found as restore left it (see src/blobs/unchanged.ts), as its manifest entry needs it:
- * portable mode, mtime (seconds), size, blob, MD5, whether it mentions the root.
- */
-export type UnreadFile = [mode: number, mtime: number, size: number, blob: string, md5: string, rooted: boolean];
-
 export interface BlobPackTask {
   /** Blobs the store holds: named, never packed again. */
   known: string[];
-  /** For each entry (same index), the file as it is known unchanged, or null: null entries are looked at. */
-  unread: (UnreadFile | null)[];
   /** The local blob cache, where new blobs are also written; undefined when there is none. */
   cacheDir: string | undefined;
 }
@@ -107,8 +99,8 @@ export interface PackedEntry {
 export type PackMessage = { chunk: ArrayBuffer; bytes: number }
   | {
     end: PackCounts; digests: [string, string][]; rooted: string[]; skipped: [path: string, reason: string][];
-    /** The blob layout: every entry, and where in the bytes posted each new blob's content starts. */
-    packed?: { entries: PackedEntry[]; blobs: [id: string, offset: number, size: number][]; bytes: number; reused: number };
+    /** The blob layout: the entries (and the task's index of each), and where in the bytes posted each new blob's content starts. */
+    packed?: { entries: PackedEntry[]; indexes: number[]; blobs: [id: string, offset: number, size: number][]; bytes: number };
   };
 
 export interface PackCounts {

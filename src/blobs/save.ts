@@ -7,12 +7,12 @@ import { gzipSync } from 'node:zlib';
 import { END_OF_ARCHIVE, packedChunks, type PackInput } from '../archive.js';
 import { formatBlobManifest, type BlobEntry, type BlobLocation } from '../core/blobs.js';
 import { packKey } from '../core/key.js';
-import type { BytePath } from '../core/paths.js';
-import { BLOCK_SIZE } from '../core/ustar.js';
+import { textFromBytePath, type BytePath } from '../core/paths.js';
+import { BLOCK_SIZE, portableMode } from '../core/ustar.js';
 import type { Store } from '../stores/index.js';
 import { tarHeader } from '../tar-header.js';
 import { keepUsable, recheckPacks } from './gc.js';
-import { unreadFile, type UnchangedFile } from './unchanged.js';
+import { isUnchanged, type UnchangedFile } from './unchanged.js';
 import { indexFile, keepBlob, KNOWN_FILE, noteAdded, padding, readKnown, remember, sha256, usable } from './cache.js';
 
 /**
@@ -54,23 +54,72 @@ export interface BlobSaved {
   unread: number;
 }
 
+/** An entry decided without the pack task: a directory, or a file found as restore left it. */
+interface Settled {
+  entry: BlobEntry;
+  md5?: string;
+  rooted?: boolean;
+}
+
 /**
- * Saves in the blob layout: the pack task writes the new blobs into one pack (a tar of blobs named
- * by their hash, uncompressed so that a blob is a plain byte range), the meta files follow as
- * blobs, then the manifest goes to `key`, last. A failure before the manifest leaves the cache as it was.
+ * The entries the main thread can write from the lstat it took: directories, and files found as
+ * restore left them whose blob the store still holds (a file whose blob it lost is read and packed
+ * again). The pack task gets the rest: in a save after a small edit, only what changed.
+ */
+function settle(input: BlobSave): (Settled | undefined)[] {
+  return input.pack.entries.map(({ path, kind }) => {
+    const stat = input.stats.get(path);
+    if (kind === 'dir' && stat?.isDirectory()) {
+      return { entry: { path: `${textFromBytePath(path)}/`, type: 'Directory', mode: portableMode(stat.mode, true), size: 0 } };
+    }
+    const was = input.unchanged.get(path);
+    if (kind !== 'file' || !isUnchanged(was, stat) || !input.known.has(was[4])) return undefined;
+    const [, size, mtimeMs, , blob, md5, rooted] = was;
+    return { entry: { path: textFromBytePath(path), type: 'File', mode: portableMode(stat!.mode, false), mtime: Math.floor(mtimeMs / 1000), size, blob }, md5, rooted };
+  });
+}
+
+/**
+ * Saves in the blob layout: the pack task reads what changed and writes the new blobs into one pack
+ * (a tar of blobs named by their hash, uncompressed so that a blob is a plain byte range), the meta
+ * files follow as blobs, then the manifest goes to `key`, last. A failure before the manifest leaves
+ * the cache as it was.
  */
 export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   const pack = packKey(randomBytes(8).toString('hex'));
   const cacheDir = await usable(input.cacheDir) ? input.cacheDir : undefined;
   const kept: Promise<void>[] = [];
+  const settled = settle(input);
+  const rest = input.pack.entries.flatMap((_, index) => (settled[index] ? [] : [index]));
   let manifest: { entries: BlobEntry[]; blobs: Map<string, BlobLocation> } | undefined;
   let saved: Omit<BlobSaved, 'bytes'> = { blobs: 0, unread: 0 };
-  const chunks = packedChunks(input.pack, ({ end, digests, rooted, packed }) => {
+  const chunks = packedChunks({ ...input.pack, entries: rest.map((index) => input.pack.entries[index]!) }, ({ end, digests, rooted, packed }) => {
+    // The task's entries and the settled ones, back in the listing's order.
+    const fromTask = new Map(packed!.indexes.map((taskIndex, k) => [rest[taskIndex]!, packed!.entries[k]!]));
+    const taskDigests = new Map(digests);
+    const taskRooted = new Set(rooted);
+    const entries: BlobEntry[] = [];
+    const allDigests = new Map<BytePath, string>();
+    const allRooted: BytePath[] = [];
+    const counts = { ...end };
+    input.pack.entries.forEach(({ path }, index) => {
+      const mine = settled[index];
+      const entry = mine?.entry ?? fromTask.get(index);
+      if (!entry) return;
+      entries.push(entry);
+      const md5 = mine ? mine.md5 : taskDigests.get(path);
+      if (md5 !== undefined) allDigests.set(path, md5);
+      if (mine ? mine.rooted : taskRooted.has(path)) allRooted.push(path);
+      if (mine?.entry.type === 'Directory') counts.dirs++;
+      else if (mine) {
+        counts.files++;
+        counts.bytes += entry.size;
+      }
+    });
     const blobs = new Map<string, BlobLocation>(packed!.blobs.map(([id, offset, size]) => [id, { pack, offset, size }]));
-    const entries: BlobEntry[] = packed!.entries;
     const trailing: Buffer[] = [];
     let at = packed!.bytes;
-    for (const [path, data] of input.pack.metaFiles(end, new Map(digests), rooted)) {
+    for (const [path, data] of input.pack.metaFiles(counts, allDigests, allRooted)) {
       const id = sha256(data);
       entries.push({ path, type: 'File', mode: 0o644, size: data.length, mtime: input.pack.created, blob: id });
       if (blobs.has(id) || input.known.has(id)) continue;
@@ -79,18 +128,11 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
       at += BLOCK_SIZE + data.length + padding(data.length);
       kept.push(keepBlob(cacheDir, id, data));
     }
-    saved = { blobs: blobs.size, unread: packed!.reused };
+    saved = { blobs: blobs.size, unread: settled.filter((s) => s?.entry.type === 'File').length };
     for (const { blob } of entries) if (blob && !blobs.has(blob)) blobs.set(blob, input.known.get(blob)!);
     manifest = { entries, blobs };
     return [...trailing, Buffer.alloc(END_OF_ARCHIVE)];
-  }, {
-    known: [...input.known.keys()], cacheDir,
-    // A file whose blob the store no longer holds is read and packed again.
-    unread: input.pack.entries.map(({ path }) => {
-      const was = input.unchanged.get(path);
-      return was && input.known.has(was[4]) ? unreadFile(was, input.stats.get(path)) : null;
-    }),
-  });
+  }, { known: [...input.known.keys()], cacheDir });
   let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal, input.sizeHint)).bytes;
   await Promise.all(kept);
   await recheckPacks(input.store, manifest!.blobs, input.signal);

@@ -7,22 +7,18 @@ import type { Stats } from 'node:fs';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BytePath } from '../core/paths.js';
-import { portableMode } from '../core/ustar.js';
-import type { UnreadFile } from '../../workers/types.js';
 
 const UNCHANGED_FILE = 'unchanged.json';
 
 /** A restored file as restore left it: what lstat said, and what it was. */
 export type UnchangedFile = [ino: number, size: number, mtimeMs: number, ctimeMs: number, blob: string, md5: string, rooted: boolean];
 
-/** The file as `stat` finds it now, if it is as `was` records and has one link (a hard link is packed as a link). */
-export function unreadFile(was: UnchangedFile | undefined, stat: Stats | undefined): UnreadFile | null {
-  if (!was || !stat?.isFile() || stat.nlink !== 1) return null;
-  const [ino, size, mtimeMs, ctimeMs, blob, md5, rooted] = was;
-  if (stat.ino !== ino || stat.size !== size || stat.mtimeMs !== mtimeMs || stat.ctimeMs !== ctimeMs) return null;
-  return [portableMode(stat.mode, false), Math.floor(mtimeMs / 1000), size, blob, md5, rooted];
-}
-/** How many times to touch the probe for the clock to pass the newest ctime (a few ms of a coarse clock). */
+/** Whether `stat` finds the file as `was` records it, with one link (a hard link is packed as a link). */
+export function isUnchanged(was: UnchangedFile | undefined, stat: Stats | undefined): was is UnchangedFile {
+  if (!was || !stat?.isFile() || stat.nlink !== 1) return false;
+  const [ino, size, mtimeMs, ctimeMs] = was;
+  return stat.ino === ino && stat.size === size && stat.mtimeMs === mtimeMs && stat.ctimeMs === ctimeMs;
+}/** How many times to touch the probe for the clock to pass the newest ctime (a few ms of a coarse clock). */
 const TICK_TRIES = 100_000;
 
 export interface RestoredBlob {
