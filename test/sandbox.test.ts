@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,8 +78,11 @@ function buildUser(log: string): number {
   return Number(map[2]);
 }
 
-async function build(src: string, store: string, opts: { wrap?: boolean; extraSandboxPaths?: string[] } = {}): Promise<Build> {
-  const cacheArgs = { 'cache-name': 'main', 'master-cache': 'main', 'cache-dirs': ['obj'], store, cli: `${process.execPath} ${CLI}` };
+async function build(src: string, store: string, opts: { wrap?: boolean; extraSandboxPaths?: string[]; extraArgs?: string[] } = {}): Promise<Build> {
+  const cacheArgs = {
+    'cache-name': 'main', 'master-cache': 'main', 'cache-dirs': ['obj'], store, cli: `${process.execPath} ${CLI}`,
+    ...(opts.extraArgs ? { 'extra-args': opts.extraArgs } : {}),
+  };
   const args = ['--no-out-link', PROJECT, '--argstr', 'src', src, '--argstr', 'run', `sandbox-${process.pid}-${++run}`,
     '--argstr', 'cacheArgs', JSON.stringify(cacheArgs), ...(opts.wrap === false ? ['--arg', 'wrap', 'false'] : []),
     ...options(opts.extraSandboxPaths ?? [store, CHECKOUT])];
@@ -175,6 +178,31 @@ test('cold, warm (another build user, one edit), no-op: exact compile sets, outp
   assert.not.ok(noop.linked);
   assert.not.match(noop.log, CACHE_TROUBLE, noop.log.slice(-3000));
   assert.ok(prog(noop).equals(prog(warm)));
+});
+
+test('the blob layout in the sandbox: cold, warm after one edit, no-op; outputs equal a clean build', async () => {
+  const store = sharedStore(join(work, 'store-blobs'));
+  const files = cProject({ units: UNITS });
+  const blobs = { extraArgs: ['--layout', 'blobs'] };
+  const cold = await build(await sources(files), store, blobs);
+  assert.equal(cold.compiled, ALL);
+  assert.not.match(cold.log, CACHE_TROUBLE, cold.log.slice(-3000));
+  assert.match(cold.log, /nix-build-cache save: saved main/);
+  assert.ok(readdirSync(join(store, 'blobs/packs')).length > 0, 'no pack in the store');
+  assert.ok(readdirSync(join(store, 'main')).some((name) => name.endsWith('.blobs')), 'no blob manifest in the store');
+
+  const v2 = await sources(edit(files, 3));
+  const warm = await build(v2, store, blobs);
+  assert.match(warm.log, /restore: hit main/);
+  assert.equal(warm.compiled, [`${unitName(3)}.c`], warm.log.slice(-3000));
+  assert.not.match(warm.log, CACHE_TROUBLE, warm.log.slice(-3000));
+  assert.ok(prog(warm).equals(prog(await build(v2, store, { wrap: false }))), 'warm output differs from an unwrapped build');
+
+  const noop = await build(await sources(edit(files, 3)), store, blobs);
+  assert.match(noop.log, /restore: hit main/);
+  assert.equal(noop.compiled, []);
+  assert.not.ok(noop.linked);
+  assert.not.match(noop.log, CACHE_TROUBLE, noop.log.slice(-3000));
 });
 
 test('a store directory missing from the sandbox: a warning, and a full build that succeeds', async () => {
