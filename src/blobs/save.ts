@@ -4,7 +4,7 @@ import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { END_OF_ARCHIVE, packedChunks, type PackInput } from '../archive.js';
+import { END_OF_ARCHIVE, packedChunks, type PackEnd, type PackEntry, type PackInput } from '../archive.js';
 import { formatBlobManifest, type BlobEntry, type BlobLocation } from '../core/blobs.js';
 import { packKey } from '../core/key.js';
 import { textFromBytePath, type BytePath } from '../core/paths.js';
@@ -31,7 +31,7 @@ export interface BlobSave {
   store: Store;
   key: string;
   /** What to pack, as for an archive (the pack task reads the tree). */
-  pack: Omit<PackInput, 'compression'>;
+  pack: PackInput;
   known: ReadonlyMap<string, BlobLocation>;
   /** What the restore of this build left in place (blobs/unchanged.ts): files found as they were are not read. */
   unchanged: ReadonlyMap<BytePath, UnchangedFile>;
@@ -80,6 +80,37 @@ function settle(input: BlobSave): (Settled | undefined)[] {
 }
 
 /**
+ * The manifest's entries, the MD5 of each file and the files that mention the root, with the
+ * counts: those the main thread settled and those the pack task (given the entries at `rest`)
+ * packed, back in the listing's order. Entries the task left out are left out.
+ */
+function inListingOrder(listed: readonly PackEntry[], settled: readonly (Settled | undefined)[], rest: readonly number[], task: PackEnd) {
+  const packed = task.packed!;
+  const fromTask = new Map(packed.indexes.map((taskIndex, k) => [rest[taskIndex]!, packed.entries[k]!]));
+  const taskDigests = new Map(task.digests);
+  const taskRooted = new Set(task.rooted);
+  const entries: BlobEntry[] = [];
+  const digests = new Map<BytePath, string>();
+  const rooted: BytePath[] = [];
+  const counts = { ...task.end };
+  listed.forEach(({ path }, index) => {
+    const mine = settled[index];
+    const entry = mine?.entry ?? fromTask.get(index);
+    if (!entry) return;
+    entries.push(entry);
+    const md5 = mine ? mine.md5 : taskDigests.get(path);
+    if (md5 !== undefined) digests.set(path, md5);
+    if (mine ? mine.rooted : taskRooted.has(path)) rooted.push(path);
+    if (mine?.entry.type === 'Directory') counts.dirs++;
+    else if (mine) {
+      counts.files++;
+      counts.bytes += entry.size;
+    }
+  });
+  return { entries, digests, rooted, counts };
+}
+
+/**
  * Saves in the blob layout: the pack task reads what changed and writes the new blobs into one pack
  * (a tar of blobs named by their hash, uncompressed so that a blob is a plain byte range), the meta
  * files follow as blobs, then the manifest goes to `key`, last. A failure before the manifest leaves
@@ -93,33 +124,13 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   const rest = input.pack.entries.flatMap((_, index) => (settled[index] ? [] : [index]));
   let manifest: { entries: BlobEntry[]; blobs: Map<string, BlobLocation> } | undefined;
   let saved: Omit<BlobSaved, 'bytes'> = { blobs: 0, unread: 0 };
-  const chunks = packedChunks({ ...input.pack, entries: rest.map((index) => input.pack.entries[index]!) }, ({ end, digests, rooted, packed }) => {
-    // The task's entries and the settled ones, back in the listing's order.
-    const fromTask = new Map(packed!.indexes.map((taskIndex, k) => [rest[taskIndex]!, packed!.entries[k]!]));
-    const taskDigests = new Map(digests);
-    const taskRooted = new Set(rooted);
-    const entries: BlobEntry[] = [];
-    const allDigests = new Map<BytePath, string>();
-    const allRooted: BytePath[] = [];
-    const counts = { ...end };
-    input.pack.entries.forEach(({ path }, index) => {
-      const mine = settled[index];
-      const entry = mine?.entry ?? fromTask.get(index);
-      if (!entry) return;
-      entries.push(entry);
-      const md5 = mine ? mine.md5 : taskDigests.get(path);
-      if (md5 !== undefined) allDigests.set(path, md5);
-      if (mine ? mine.rooted : taskRooted.has(path)) allRooted.push(path);
-      if (mine?.entry.type === 'Directory') counts.dirs++;
-      else if (mine) {
-        counts.files++;
-        counts.bytes += entry.size;
-      }
-    });
+  const chunks = packedChunks({ ...input.pack, entries: rest.map((index) => input.pack.entries[index]!) }, (message) => {
+    const { packed } = message;
+    const { entries, digests, rooted, counts } = inListingOrder(input.pack.entries, settled, rest, message);
     const blobs = new Map<string, BlobLocation>(packed!.blobs.map(([id, offset, size]) => [id, { pack, offset, size }]));
     const trailing: Buffer[] = [];
     let at = packed!.bytes;
-    for (const [path, data] of input.pack.metaFiles(counts, allDigests, allRooted)) {
+    for (const [path, data] of input.pack.metaFiles(counts, digests, rooted)) {
       const id = sha256(data);
       entries.push({ path, type: 'File', mode: 0o644, size: data.length, mtime: input.pack.created, blob: id });
       if (blobs.has(id) || input.known.has(id)) continue;
