@@ -70,7 +70,7 @@ export function printCaches(caches: readonly ListedCache[], out: NodeJS.Writable
   if (rows.length > 0 && verb === '') out.write(line(heads));
   for (const row of rows) out.write(line(row));
   if (totals && blobs) {
-    out.write(`total: ${megabytes(totals.logical)} logical in ${caches.length} caches; the store holds ${megabytes(totals.stored)}: `
+    out.write(`total: ${megabytes(totals.logical)} logical in ${caches.length} ${caches.length === 1 ? 'cache' : 'caches'}; the store holds ${megabytes(totals.stored)}: `
       + `${megabytes(totals.archives)} archives, ${megabytes(totals.manifests)} manifests, ${megabytes(totals.packs)} packs `
       + `(${megabytes(totals.garbage)} of them named by no cache)\n`);
   }
