@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { objectKey } from '../src/core/key.js';
 import type { Compression } from '../src/core/config.js';
 import { restore } from '../src/restore.js';
-import { CLI, runCommand, snapshot, tempDir, writeTree } from './helpers.js';
+import { CLI, runCommand, snapshot, tempDir, warningsOf, writeTree } from './helpers.js';
 import { metaEntries, rawTar } from './tar-fixture.js';
 
 // Decompression bombs and data hidden around the tar (#15 item 6). Each object is built here; the
@@ -54,7 +54,7 @@ async function restoreObject(compression: Compression, object: Buffer, args: str
   const rss = join(top, 'rss');
   const result = await runCommand('/usr/bin/time', ['-f', '%M', '-o', rss, process.execPath, CLI, 'restore', '--cache-name', 'main',
     '--cache-dir', 'obj', '--compression', compression, '--store', join(top, 'store'), ...args], { cwd: root, env: { NIX_BUILD_TOP: top } });
-  const warnings = result.stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));
+  const warnings = warningsOf(result.stderr);
   return { ...result, warnings, rssKb: Number(readFileSync(rss, 'utf8').trim().split('\n').pop()), root, before, top };
 }
 

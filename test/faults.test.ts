@@ -5,7 +5,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, execFileAsync, runCli, snapshot, tempDir, writeTree } from './helpers.js';
+import { CLI, execFileAsync, runCli, snapshot, tempDir, warningsOf, writeTree } from './helpers.js';
 import { isArchive, startProxy, type Proxy } from './proxy.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 
@@ -61,7 +61,7 @@ async function restoreFailsOpen(endpoint: string, store: string, warning: RegExp
   const before = snapshot(root);
   const result = await runCli(['restore', ...ARGS, ...args], { cwd: root, env: { ...env(endpoint, store), NIX_BUILD_TOP: top } });
   assert.is(result.code, 0, result.stderr);
-  const warnings = result.stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));
+  const warnings = warningsOf(result.stderr);
   assert.is(warnings.length, 1, result.stderr);
   assert.match(warnings[0]!, warning);
   assert.equal(snapshot(root), before);
@@ -188,7 +188,7 @@ test('a 500 when completing the upload: one warning, and the previous archive st
   }, async (proxy) => {
     const result = await runCli(['save', ...ARGS, '--part-size', '5'], { cwd: build.root, env: { ...env(proxy.endpoint, store), NIX_BUILD_TOP: build.top } });
     assert.is(result.code, 0);
-    const warnings = result.stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));
+    const warnings = warningsOf(result.stderr);
     assert.is(warnings.length, 1, result.stderr);
     assert.match(warnings[0]!, /save failed, the build goes on: upload s3:\/\/faults\/.* failed \(HTTP 500\)/);
   });

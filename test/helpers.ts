@@ -44,6 +44,11 @@ export function runCli(args: string[], options: { cwd: string; env?: Record<stri
   return runCommand(process.execPath, [CLI, ...args], options);
 }
 
+/** The warning lines of a CLI run's stderr. */
+export function warningsOf(stderr: string): string[] {
+  return stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));
+}
+
 /** Writes files (path → content) below dir, each with mtime 1 as files in the Nix store have. */
 export function writeTree(dir: string, files: Record<string, string | Buffer>, mtime = 1): void {
   for (const [path, content] of Object.entries(files)) {

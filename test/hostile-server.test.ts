@@ -5,7 +5,7 @@ import { createServer, request, type IncomingMessage, type Server } from 'node:h
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runCli, snapshot, tempDir, writeTree } from './helpers.js';
+import { runCli, snapshot, tempDir, warningsOf, writeTree } from './helpers.js';
 import { isArchive, startProxy, type ProxyRule } from './proxy.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 
@@ -30,7 +30,6 @@ const KEY_ID = 'AKIAHOSTILE7TEST9XYZ';
 const SECRET = 'hostile/Secret+Key=0123456789abcdefghij';
 const TOKEN = 'FwoGZXIvYXdzEHostile//////////SessionToken+With/Slashes==';
 const ARGS = ['--cache-name', 'main', '--cache-dir', 'obj', '--compression', 'gzip'];
-const warningsOf = (stderr: string) => stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));
 
 async function fresh(): Promise<{ top: string; root: string }> {
   const top = await mkdtemp(join(work, 'nix-build-'));

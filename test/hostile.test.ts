@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { objectKey } from '../src/core/key.js';
 import { S3Store } from '../src/stores/s3.js';
-import { runCli, snapshot, tempDir, writeTree } from './helpers.js';
+import { runCli, snapshot, tempDir, warningsOf, writeTree } from './helpers.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 import { gzip, metaEntries, putArchive, rawTar, type RawEntry } from './tar-fixture.js';
 
@@ -64,7 +64,7 @@ async function restoreArchive(kind: StoreKind, archive: Buffer, args: string[] =
   const result = await runCli(['restore', '--cache-name', 'main', '--cache-dir', 'obj', '--compression', 'gzip', ...storeArgs, ...args], {
     cwd: root, env: { NIX_BUILD_TOP: top, AWS_ACCESS_KEY_ID: ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: 'x' },
   });
-  const warnings = result.stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));
+  const warnings = warningsOf(result.stderr);
   return { top, root, code: result.code, stderr: result.stderr, warnings, before };
 }
 

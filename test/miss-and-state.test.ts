@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { objectKey } from '../src/core/key.js';
 import { S3Store } from '../src/stores/s3.js';
 import { startDaemon, type DaemonProcess } from './daemon-process.js';
-import { runCli, snapshot, tempDir, writeTree } from './helpers.js';
+import { runCli, snapshot, tempDir, warningsOf, writeTree } from './helpers.js';
 import { startProxy, type ProxyRule } from './proxy.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 import { metaEntries, rawTar } from './tar-fixture.js';
@@ -31,7 +31,6 @@ test.after(async () => {
 
 const ARGS = ['--cache-name', 'main', '--cache-dir', 'obj'];
 const isListing = (url = '') => /[?&]list-type=2/.test(url);
-const warningsOf = (stderr: string) => stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));
 
 async function fresh(): Promise<{ top: string; root: string }> {
   const top = await mkdtemp(join(work, 'nix-build-'));

@@ -11,7 +11,7 @@ import { cProject, unitName } from '../bench/c-project.js';
 import { save } from '../src/save.js';
 import { S3Store } from '../src/stores/s3.js';
 import { nixLikeBuild } from './build.js';
-import { runCli, snapshot, tempDir, writeTree, type CliResult } from './helpers.js';
+import { runCli, snapshot, tempDir, type CliResult, warningsOf, writeTree } from './helpers.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 
 const SECRET = 'nbc-TEST-secret-9f8e7d6c5b';
@@ -51,7 +51,7 @@ async function restoreFailsOpen(env: Record<string, string>, args: string[], war
   const result = await cli(['restore', '--cache-name', 'main', '--cache-dir', 'obj', '--state-dir', join(root, '..', `${root.split('/').pop()}-state`), ...args], root, env);
   const seconds = (Date.now() - started) / 1000;
   assert.is(result.code, 0, result.stderr);
-  const warnings = result.stderr.split('\n').filter((line) => line.startsWith('nix-build-cache: warning:'));
+  const warnings = warningsOf(result.stderr);
   assert.is(warnings.length, 1, result.stderr);
   assert.match(warnings[0]!, warning);
   assert.equal(snapshot(root), before);
