@@ -7,7 +7,7 @@ import type { Compression } from './core/config.js';
 import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, parseMeta, type ArchiveMeta } from './core/meta.js';
 import { parseManifest, type Manifest } from './core/manifest.js';
 import type { ArtifactEntry } from './core/plan.js';
-import { BLOCK_SIZE } from './core/ustar.js';
+import { tarPadding } from './core/ustar.js';
 import { bytePathFromText, type BytePath } from './core/paths.js';
 import { ArchiveError, NbcError } from './errors.js';
 import type { WorkerPool } from './pool.js';
@@ -51,9 +51,9 @@ export interface PackInput {
 
 export const END_OF_ARCHIVE = 1024;
 
-function tarFile(path: string, data: Buffer, mtime: number): Buffer {
-  const padding = Buffer.alloc((BLOCK_SIZE - (data.length % BLOCK_SIZE)) % BLOCK_SIZE);
-  return Buffer.concat([tarHeader({ path, type: 'File', mode: 0o644, size: data.length, mtime }), data, padding]);
+/** A file entry of the archive's own (a meta file, or a blob in a pack): header, content, padding. */
+export function tarFile(path: string, data: Buffer, mtime: number): Buffer {
+  return Buffer.concat([tarHeader({ path, type: 'File', mode: 0o644, size: data.length, mtime }), data, Buffer.alloc(tarPadding(data.length))]);
 }
 
 /** The packing thread's last message: what it packed. */

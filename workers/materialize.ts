@@ -75,8 +75,11 @@ function fromCache(task: MaterializeTask, blob: MaterializeBlob): boolean {
   return good;
 }
 
-/** Keeps a fetched blob in the local cache (best effort: a cache that cannot be written is only slower). */
-function keep(dir: string, id: string, data: Buffer): void {
+/**
+ * Keeps a blob in the local cache (see src/blobs/cache.ts), for the pack task too: best effort, a
+ * cache that cannot be written is only slower.
+ */
+export function keepBlob(dir: string, id: string, data: Buffer): void {
   const sub = `${dir}/${id.slice(0, 2)}`;
   const temporary = `${blobFile(dir, id)}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
   try {
@@ -122,7 +125,7 @@ export function materialize(task: MaterializeTask): MaterializeResult {
         } finally {
           fds.forEach((fd) => closeSync(fd));
         }
-        if (task.cacheDir !== undefined) keep(task.cacheDir, blob.id, content);
+        if (task.cacheDir !== undefined) keepBlob(task.cacheDir, blob.id, content);
       } else if (!fromCache(task, blob)) {
         refetch.push(blob.id);
         continue;

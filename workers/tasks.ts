@@ -1,19 +1,20 @@
 import { createHash, hash as md5Once } from 'node:crypto';
-import {
-  closeSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, readSync, realpathSync, renameSync, unlinkSync, writeFileSync, constants, type Stats,
-} from 'node:fs';
+import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
 import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
+import type { BlobEntry } from '../src/core/blobs.js';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
-import { BLOCK_SIZE, encodeUstarHeader, portableMode, type UstarFields } from '../src/core/ustar.js';
+import { BLOCK_SIZE, encodeUstarHeader, portableMode, tarPadding, type UstarFields } from '../src/core/ustar.js';
 import { ArchiveError, describeError, NbcError } from '../src/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
-  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackedEntry, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
+  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
   WalkHashResult, WalkHashTask,
 } from './types.js';
+
+import { keepBlob } from './materialize.js';
 
 export { materialize } from './materialize.js';
 
@@ -173,40 +174,24 @@ function readFully(fd: number, into: Buffer, size: number, position: number, pat
   return into.subarray(0, size);
 }
 
-/** Writes a blob into the local blob cache (see src/blobs/cache.ts); best effort. */
-function keepBlob(dir: string, id: string, data: Buffer): void {
-  const path = `${dir}/${id.slice(0, 2)}/${id}`;
-  const temporary = `${path}.tmp-${threadId}-${process.pid}`;
-  try {
-    mkdirSync(`${dir}/${id.slice(0, 2)}`, { recursive: true });
-    writeFileSync(temporary, data);
-    renameSync(temporary, path);
-  } catch {
-    try {
-      unlinkSync(temporary);
-    } catch { /* never written */ }
-  }
-}
-
 /**
  * The pack task's blob layout: entries become manifest entries, and a file's content goes into the
  * pack as an entry named by its SHA-256 unless the store or this pack already holds it.
  */
 function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
   const known = new Set(task.known);
-  const entries: PackedEntry[] = [];
+  const entries: BlobEntry[] = [];
   /** The task's index of each entry (some are left out). */
   const indexes: number[] = [];
   const added: [id: string, offset: number, size: number][] = [];
   let offset = 0;
-  const padding = (size: number) => (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
   /** Appends a new blob (its header, then `write` puts the content) and records where it starts. */
   const add = (id: string, size: number, write: () => void) => {
     out.header({ path: id, type: 'File', mode: 0o644, size, mtime: 0 });
     added.push([id, offset + BLOCK_SIZE, size]);
     write();
-    out.zeros(padding(size));
-    offset += BLOCK_SIZE + size + padding(size);
+    out.zeros(tarPadding(size));
+    offset += BLOCK_SIZE + size + tarPadding(size);
     known.add(id);
   };
   return {
@@ -335,7 +320,7 @@ export async function pack(task: PackTask): Promise<void> {
       left -= n;
     }
     digest ??= (hash ?? createHash('md5')).digest('hex');
-    zeros((BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE);
+    zeros(tarPadding(size));
     return { digest, mentionsRoot: finder.found };
   };
   // Each entry's directory must still be where it was listed, not swapped for a link. A directory

@@ -1,5 +1,6 @@
 /** The messages between the main thread and the worker pool; paths are byte paths (latin1). */
 import type { MessagePort } from 'node:worker_threads';
+import type { BlobEntry } from '../src/core/blobs.js';
 import type { UnpackOptions, Unpacked } from '../src/unpack.js';
 
 export interface HashTask {
@@ -80,16 +81,6 @@ export interface BlobPackTask {
   cacheDir: string | undefined;
 }
 
-/** A manifest entry (core/blobs.ts BlobEntry) as the pack task found it. */
-export interface PackedEntry {
-  path: string;
-  type: 'File' | 'Directory' | 'SymbolicLink' | 'Link';
-  mode: number;
-  mtime?: number;
-  size: number;
-  blob?: string;
-  linkpath?: string;
-}
 
 /**
  * Posted on the task's port: a chunk of tar, then once `end` with what was packed: the counts, each
@@ -100,7 +91,7 @@ export type PackMessage = { chunk: ArrayBuffer; bytes: number }
   | {
     end: PackCounts; digests: [string, string][]; rooted: string[]; skipped: [path: string, reason: string][];
     /** The blob layout: the entries (and the task's index of each), and where in the bytes posted each new blob's content starts. */
-    packed?: { entries: PackedEntry[]; indexes: number[]; blobs: [id: string, offset: number, size: number][]; bytes: number };
+    packed?: { entries: BlobEntry[]; indexes: number[]; blobs: [id: string, offset: number, size: number][]; bytes: number };
   };
 
 export interface PackCounts {

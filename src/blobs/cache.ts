@@ -7,7 +7,6 @@ import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:
 import { join } from 'node:path';
 import { SHA256_HEX, type BlobLocation } from '../core/blobs.js';
 import { isPackKey } from '../core/key.js';
-import { BLOCK_SIZE } from '../core/ustar.js';
 import type { Store } from '../stores/index.js';
 
 /** The default local blob cache: $XDG_CACHE_HOME/nix-build-cache/blobs. */
@@ -23,7 +22,6 @@ export const KNOWN_FILE = 'blobs.json';
 
 export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 export const blobPath = (dir: string, id: string) => join(dir, id.slice(0, 2), id);
-export const padding = (size: number) => (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
 /** Writes a blob into the local cache (best effort: a cache that cannot be written is only slower). */
 export async function keepBlob(dir: string | undefined, id: string, data: Buffer): Promise<void> {
   if (dir === undefined) return;

@@ -4,16 +4,15 @@ import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { END_OF_ARCHIVE, packedChunks, type PackEnd, type PackEntry, type PackInput } from '../archive.js';
+import { END_OF_ARCHIVE, packedChunks, tarFile, type PackEnd, type PackEntry, type PackInput } from '../archive.js';
 import { formatBlobManifest, type BlobEntry, type BlobLocation } from '../core/blobs.js';
 import { packKey } from '../core/key.js';
 import { textFromBytePath, type BytePath } from '../core/paths.js';
 import { BLOCK_SIZE, portableMode } from '../core/ustar.js';
 import type { Store } from '../stores/index.js';
-import { tarHeader } from '../tar-header.js';
 import { keepUsable, recheckPacks } from './gc.js';
 import { isUnchanged, type UnchangedFile } from './unchanged.js';
-import { indexFile, keepBlob, KNOWN_FILE, noteAdded, padding, readKnown, remember, sha256, usable } from './cache.js';
+import { indexFile, keepBlob, KNOWN_FILE, noteAdded, readKnown, remember, sha256, usable } from './cache.js';
 
 /**
  * The blobs this store is known to hold: those of the manifest restore read (in the state dir) and
@@ -134,9 +133,11 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
       const id = sha256(data);
       entries.push({ path, type: 'File', mode: 0o644, size: data.length, mtime: input.pack.created, blob: id });
       if (blobs.has(id) || input.known.has(id)) continue;
-      trailing.push(tarHeader({ path: id, type: 'File', mode: 0o644, size: data.length, mtime: 0 }), data, Buffer.alloc(padding(data.length)));
+      // A hash fits a ustar name: the content starts one block into the entry.
+      const entry = tarFile(id, data, 0);
+      trailing.push(entry);
       blobs.set(id, { pack, offset: at + BLOCK_SIZE, size: data.length });
-      at += BLOCK_SIZE + data.length + padding(data.length);
+      at += entry.length;
       kept.push(keepBlob(cacheDir, id, data));
     }
     saved = { blobs: blobs.size, unread: settled.filter((s) => s?.entry.type === 'File').length };

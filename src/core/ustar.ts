@@ -16,6 +16,9 @@ export interface UstarFields {
 
 export const BLOCK_SIZE = 512;
 
+/** The zero bytes that fill an entry's content up to a whole block. */
+export const tarPadding = (size: number) => (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
+
 /** node-tar's portable modes: permission and setuid/setgid/sticky bits, owner rw, no group/other w. */
 export function portableMode(mode: number, directory: boolean): number {
   let portable = ((mode & 0o7777) | 0o600) & ~0o22;
