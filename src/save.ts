@@ -1,7 +1,4 @@
-import type { Stats } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import type { BytePath } from './core/paths.js';
-import { BLOCK_SIZE } from './core/ustar.js';
 import { Readable } from 'node:stream';
 import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, packArchive, type PackInput } from './archive.js';
 import { listArtifacts, printable, someOf, type Artifacts } from './artifacts.js';
@@ -22,13 +19,6 @@ import { withPool } from './pool.js';
 import { withDeadline } from './deadline.js';
 import { openStore, type Store } from './stores/index.js';
 import { VERSION } from './version.js';
-
-/** About how big a pack of these files would be, at most (for the upload's part size). */
-function packSize(stats: ReadonlyMap<BytePath, Stats>): number {
-  let bytes = 0;
-  for (const stat of stats.values()) if (stat.isFile()) bytes += BLOCK_SIZE + Math.ceil(stat.size / BLOCK_SIZE) * BLOCK_SIZE;
-  return bytes;
-}
 
 /**
  * Why an archive of these artifacts would be worse than none, or undefined when it may be saved:
@@ -136,7 +126,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
             return guarded.put(key, Readable.from(counted(packArchive({ ...pack, compression: config.compression }), uploading)), config.signal);
           }
           const saved = await saveBlobs({
-            store: guarded, key, pack, cacheDir: blobCache, through: (chunks) => counted(chunks, uploading), signal: config.signal, sizeHint: packSize(now!.stats),
+            store: guarded, key, pack, cacheDir: blobCache, through: (chunks) => counted(chunks, uploading), signal: config.signal,
             known: await knownBlobs(guarded, loaded.dir, blobCache, config.signal), unchanged: await readUnchanged(loaded.dir), stats: now!.stats,
           });
           report.blobs = { new: saved.blobs, unread: saved.unread };

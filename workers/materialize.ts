@@ -5,6 +5,7 @@ import { createHash, hash as hashOnce } from 'node:crypto';
 import {
   chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, readSync, renameSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
+import { blobPath } from '../src/core/blobs.js';
 import { describeError } from '../src/errors.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from './types.js';
 
@@ -17,8 +18,6 @@ const cacheSubdirs = new Set<string>();
 function writeAll(fd: number, data: Buffer): void {
   for (let at = 0; at < data.length;) at += writeSync(fd, data, at);
 }
-
-const blobFile = (dir: string, id: string) => `${dir}/${id.slice(0, 2)}/${id}`;
 
 /** Opens each file the blob becomes: exclusive, never through a link (staging is private, but checked anyway). */
 function openTargets(staging: string, blob: MaterializeBlob): number[] {
@@ -39,7 +38,7 @@ function openTargets(staging: string, blob: MaterializeBlob): number[] {
 function fromCache(task: MaterializeTask, blob: MaterializeBlob): boolean {
   let source: number;
   try {
-    source = openSync(blobFile(task.cacheDir!, blob.id), constants.O_RDONLY | constants.O_NOFOLLOW);
+    source = openSync(blobPath(task.cacheDir!, blob.id), constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch {
     return false;
   }
@@ -69,7 +68,7 @@ function fromCache(task: MaterializeTask, blob: MaterializeBlob): boolean {
   if (!good) {
     for (const [path] of blob.files) unlinkSync(`${task.staging}/${path}`);
     try {
-      unlinkSync(blobFile(task.cacheDir!, blob.id));
+      unlinkSync(blobPath(task.cacheDir!, blob.id));
     } catch { /* gone already */ }
   }
   return good;
@@ -81,12 +80,12 @@ function fromCache(task: MaterializeTask, blob: MaterializeBlob): boolean {
  */
 export function keepBlob(dir: string, id: string, data: Buffer): void {
   const sub = `${dir}/${id.slice(0, 2)}`;
-  const temporary = `${blobFile(dir, id)}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
+  const temporary = `${blobPath(dir, id)}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
   try {
     if (!cacheSubdirs.has(sub)) mkdirSync(sub, { recursive: true });
     cacheSubdirs.add(sub);
     writeFileSync(temporary, data);
-    renameSync(temporary, blobFile(dir, id));
+    renameSync(temporary, blobPath(dir, id));
   } catch {
     try {
       unlinkSync(temporary);

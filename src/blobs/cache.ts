@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SHA256_HEX, type BlobLocation } from '../core/blobs.js';
+import { blobPath, SHA256_HEX, type BlobLocation } from '../core/blobs.js';
 import { isPackKey } from '../core/key.js';
 import type { Store } from '../stores/index.js';
 
@@ -15,13 +15,12 @@ export function defaultBlobCache(): string {
 }
 
 /** The local blob cache is trimmed to this many bytes, oldest blobs first. */
-export const BLOB_CACHE_LIMIT = 4 * 2 ** 30;
-export const EMPTY_BLOB = createHash('sha256').digest('hex');
+const BLOB_CACHE_LIMIT = 4 * 2 ** 30;
 /** What restore records in the state dir: the blobs the store had, for the next save. */
 export const KNOWN_FILE = 'blobs.json';
 
 export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-export const blobPath = (dir: string, id: string) => join(dir, id.slice(0, 2), id);
+
 /** Writes a blob into the local cache (best effort: a cache that cannot be written is only slower). */
 export async function keepBlob(dir: string | undefined, id: string, data: Buffer): Promise<void> {
   if (dir === undefined) return;

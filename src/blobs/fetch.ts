@@ -3,7 +3,7 @@
 import type { BlobLocation } from '../core/blobs.js';
 
 /** Blobs closer than GAP are read in one request of at most RUN bytes; FETCHES runs at a time. */
-export const GAP = 1 << 20;
+const GAP = 1 << 20;
 export const RUN = 32 << 20;
 export const FETCHES = 4;
 

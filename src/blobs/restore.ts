@@ -4,7 +4,7 @@ import { chmod, constants, copyFile, mkdir, open, readdir, rename, unlink } from
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readMeta, type ExtractedArchive } from '../archive.js';
-import { parseBlobManifest, type BlobLocation, type BlobManifest } from '../core/blobs.js';
+import { blobPath, parseBlobManifest, type BlobLocation, type BlobManifest } from '../core/blobs.js';
 import type { ExtractLimits } from '../core/config.js';
 import { META_DIR } from '../core/meta.js';
 import { bytePathFromText, isWithin, normalizeRelative, parentOf, type BytePath } from '../core/paths.js';
@@ -14,7 +14,7 @@ import { PhaseReporter, type ProgressListener } from '../progress.js';
 import type { Store } from '../stores/index.js';
 import { EntryChecker } from '../unpack.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
-import { blobPath, indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
+import { indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
 import { readRange } from '../stores/range.js';
 import { FETCHES, inLanes, RUN, runsOf, type Run } from './fetch.js';
 

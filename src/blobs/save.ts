@@ -8,7 +8,7 @@ import { END_OF_ARCHIVE, packedChunks, tarFile, type PackEnd, type PackEntry, ty
 import { formatBlobManifest, type BlobEntry, type BlobLocation } from '../core/blobs.js';
 import { packKey } from '../core/key.js';
 import { textFromBytePath, type BytePath } from '../core/paths.js';
-import { BLOCK_SIZE, portableMode } from '../core/ustar.js';
+import { BLOCK_SIZE, portableMode, tarPadding } from '../core/ustar.js';
 import type { Store } from '../stores/index.js';
 import { keepUsable, recheckPacks } from './gc.js';
 import { isUnchanged, type UnchangedFile } from './unchanged.js';
@@ -37,8 +37,6 @@ export interface BlobSave {
   /** The artifacts' lstat, taken after they were listed. */
   stats: ReadonlyMap<BytePath, Stats>;
   cacheDir: string | undefined;
-  /** About how big the pack will be, at most (see Store.put). */
-  sizeHint?: number;
   /** Sees the pack's bytes on their way to the store (progress). */
   through?: (chunks: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
   signal?: AbortSignal | undefined;
@@ -51,6 +49,13 @@ export interface BlobSaved {
   blobs: number;
   /** Files found as restore left them, not read. */
   unread: number;
+}
+
+/** About how big a pack of these files would be, at most (for the upload's part size, see Store.put). */
+function packSize(stats: ReadonlyMap<BytePath, Stats>): number {
+  let bytes = 0;
+  for (const stat of stats.values()) if (stat.isFile()) bytes += BLOCK_SIZE + stat.size + tarPadding(stat.size);
+  return bytes;
 }
 
 /** An entry decided without the pack task: a directory, or a file found as restore left it. */
@@ -145,7 +150,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
     manifest = { entries, blobs };
     return [...trailing, Buffer.alloc(END_OF_ARCHIVE)];
   }, { known: [...input.known.keys()], cacheDir });
-  let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal, input.sizeHint)).bytes;
+  let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal, packSize(input.stats))).bytes;
   await Promise.all(kept);
   await recheckPacks(input.store, manifest!.blobs, input.signal);
   bytes += (await input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!), { level: 1 })]), input.signal)).bytes;

@@ -2,8 +2,11 @@
 // entries of the archive the save would have written, in its order (paths, modes, times, link
 // targets), each file's content named by its SHA-256, and where each blob lies: a pack (a plain
 // tar of blobs named by their hash, never rewritten) and the byte range of its content there.
-// Restore turns it back into that tar, so every check of unpacking applies unchanged.
+// Restore checks its entries as unpacking checks a tar's (unpack.ts EntryChecker).
 import { BLOBS_FORMAT, isPackKey } from './key.js';
+
+/** Where a blob lies in a local blob cache: below a directory named by its hash's first two digits. */
+export const blobPath = (cacheDir: string, id: string) => `${cacheDir}/${id.slice(0, 2)}/${id}`;
 
 export type EntryType = 'File' | 'Directory' | 'SymbolicLink' | 'Link';
 
