@@ -174,11 +174,11 @@ test('without a usable local blob cache (a sandboxed build), fetched blobs go st
 });
 
 test('a blob bigger than a run is read in pieces of at most a run, a few reads at a time', async () => {
-  const dir = join(work, 'store-big');
+  const s3Store = () => new S3Store(s3.bucket, 'big', { endpoint: s3.endpoint, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'x' } });
   const big = randomBytes(RUN + (3 << 20));
   const small = Array.from({ length: 3 }, () => randomBytes(1 << 20));
-  await build(machine(dir), { 'obj/big.o': big, 'obj/twin.o': big, ...Object.fromEntries(small.map((data, i) => [`obj/s${i}.o`, data])) });
-  const { store, ranges, mostAtOnce } = counting(new FileStore(dir));
+  await build(machine(s3Store()), { 'obj/big.o': big, 'obj/twin.o': big, ...Object.fromEntries(small.map((data, i) => [`obj/s${i}.o`, data])) });
+  const { store, ranges, mostAtOnce } = counting(s3Store());
   const fresh = machine(store);
   const report = await restore(fresh);
   assert.is(report.outcome, 'hit', JSON.stringify(report.attempts));

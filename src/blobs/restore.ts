@@ -148,14 +148,16 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
     ...(input.treeSymlinks ? { treeSymlinks: input.treeSymlinks } : {}) });
   const layout = layOut(manifest, checker);
   await remember(join(input.stateDir, KNOWN_FILE), manifest.blobs);
-  const keeping = await usable(input.cacheDir);
+  const copies = input.store.local ? undefined : input.cacheDir;
+  const indexing = await usable(input.cacheDir);
+  const keeping = indexing && copies !== undefined;
   const step = async (task: Omit<MaterializeTask, 'staging'>, run?: Run) => {
     signal?.throwIfAborted();
     return checked(await pool.materialize({ staging, ...task }, signal), run);
   };
   await step({ dirs: layout.dirs });
 
-  const cached = await cachedBlobs(input.cacheDir, layout.blobs.keys());
+  const cached = await cachedBlobs(copies, layout.blobs.keys());
   const local: MaterializeBlob[] = [];
   const missing: [string, BlobLocation][] = [];
   for (const blob of layout.blobs.values()) {
@@ -183,7 +185,7 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
         if (data.buffer !== slot.buffer) data.copy(slot);
         fetching.update(0, fetched += data.length);
         const blobs = item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start }));
-        await step({ blobs, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: input.cacheDir! } : {}) }, item);
+        await step({ blobs, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: copies } : {}) }, item);
       } finally {
         slots.push(slot);
       }
@@ -215,7 +217,7 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
       await chmod(join(staging, path), fileMode);
     }
     if (keeping) {
-      const path = blobPath(input.cacheDir!, id);
+      const path = blobPath(copies, id);
       const temporary = `${path}.tmp-${randomBytes(4).toString('hex')}`;
       try {
         await mkdir(dirname(path), { recursive: true });
@@ -242,18 +244,16 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   // The local cache is read while the missing blobs download; both wait for the pool's threads.
   await Promise.all([
     inLanes(batches, 2 * pool.threads, async (blobs) => {
-      refetch.push(...(await step({ blobs, ...(input.cacheDir === undefined ? {} : { cacheDir: input.cacheDir }) })).refetch);
+      refetch.push(...(await step({ blobs, ...(copies === undefined ? {} : { cacheDir: copies }) })).refetch);
     }),
     fetchAll(missing),
   ]);
   if (refetch.length > 0) await fetchAll(refetch.map((id) => [id, manifest.blobs.get(id)!]));
   fetching.end(missing.length + refetch.length, fetched);
   await step({ links: layout.links });
-  if (keeping) {
-    await remember(indexFile(input.cacheDir!, store), manifest.blobs);
-    // Only what was fetched made the cache grow.
-    await noteAdded(input.cacheDir!, fetched, new Set(layout.blobs.keys()));
-  }
+  if (indexing) await remember(indexFile(input.cacheDir!, store), manifest.blobs);
+  // Only what was fetched made the cache grow.
+  if (keeping) await noteAdded(copies, fetched, new Set(layout.blobs.keys()));
   return {
     entries: checker.entries, bytes: checker.bytes, warnings: checker.warnings(), blobs: layout.blobOf,
     ...await readMeta(staging, checker.entries),

@@ -123,6 +123,8 @@ function inListingOrder(listed: readonly PackEntry[], settled: readonly (Settled
 export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   const pack = packKey(randomBytes(8).toString('hex'));
   const cacheDir = await usable(input.cacheDir) ? input.cacheDir : undefined;
+  // A directory store's packs are on this machine already (see Store.local).
+  const copies = input.store.local ? undefined : cacheDir;
   const kept: Promise<void>[] = [];
   const settled = settle(input);
   const rest = input.pack.entries.flatMap((_, index) => (settled[index] ? [] : [index]));
@@ -143,20 +145,18 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
       trailing.push(entry);
       blobs.set(id, { pack, offset: at + BLOCK_SIZE, size: data.length });
       at += entry.length;
-      kept.push(keepBlob(cacheDir, id, data));
+      kept.push(keepBlob(copies, id, data));
     }
     saved = { blobs: blobs.size, unread: settled.filter((s) => s?.entry.type === 'File').length };
     for (const { blob } of entries) if (blob && !blobs.has(blob)) blobs.set(blob, input.known.get(blob)!);
     manifest = { entries, blobs };
     return [...trailing, Buffer.alloc(END_OF_ARCHIVE)];
-  }, { known: [...input.known.keys()], cacheDir });
+  }, { known: [...input.known.keys()], cacheDir: copies });
   let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal, packSize(input.stats))).bytes;
   await Promise.all(kept);
   await recheckPacks(input.store, manifest!.blobs, input.signal);
   bytes += (await input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!), { level: 1 })]), input.signal)).bytes;
-  if (cacheDir !== undefined) {
-    await remember(indexFile(cacheDir, input.store), manifest!.blobs);
-    await noteAdded(cacheDir, bytes);
-  }
+  if (cacheDir !== undefined) await remember(indexFile(cacheDir, input.store), manifest!.blobs);
+  if (copies !== undefined) await noteAdded(copies, bytes);
   return { bytes, ...saved };
 }

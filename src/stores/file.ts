@@ -69,6 +69,7 @@ export interface FileStoreOptions {
 /** A directory of archives: the default store, for one machine or a shared file system. */
 export class FileStore implements Store {
   readonly location: string;
+  readonly local = true;
   readonly #dir: string;
   readonly #createDir: boolean;
 

@@ -16,6 +16,11 @@ export interface StoredBody extends AsyncIterable<Buffer> {
 export interface Store {
   /** Where the store is, for messages; never holds credentials. */
   readonly location: string;
+  /**
+   * Its objects are files on this machine (a directory store): the blob layout reads its packs as
+   * fast as it would read copies, so it keeps none in the local blob cache.
+   */
+  readonly local?: boolean;
   /** The object's bytes as a stream, or undefined when there is no such object. */
   get(key: string, signal?: AbortSignal): Promise<StoredBody | undefined>;
   /**
