@@ -1,4 +1,8 @@
 {
+  "variables": {
+    # Set to 0 by src/native/install.js when libzstd's headers are missing: the other addons still build.
+    "zstd%": 1
+  },
   "targets": [
     {
       "target_name": "nbc_md5",
@@ -10,6 +14,18 @@
       "target_name": "nbc_peercred",
       "sources": ["src/native/peercred.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "nbc_zstd",
+      "conditions": [
+        ["zstd==1", {
+          "sources": ["src/native/zstd.c"],
+          "cflags": ["-O2", "-Wall", "-Wextra"],
+          "libraries": ["-lzstd"]
+        }, {
+          "type": "none"
+        }]
+      ]
     }
   ]
 }

@@ -8,9 +8,13 @@ import {
 import { blobPath } from '../src/core/blobs.js';
 import { describeError } from '../src/errors.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from './types.js';
+import { loadZstd } from './zstd.js';
 
 const CHUNK = 1 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
+/** Where a compressed blob is decompressed, grown as needed (to at most COMPRESSED_LIMIT). */
+let content = Buffer.allocUnsafeSlow(1 << 20);
+const zstd = loadZstd();
 const WRITE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** Subdirectories of the local blob cache known to exist. */
 const cacheSubdirs = new Set<string>();
@@ -93,6 +97,23 @@ export function keepBlob(dir: string, id: string, data: Buffer): void {
   }
 }
 
+/** A fetched blob's content: its bytes in `data`, or its frame there decompressed; undefined when they are not whole. */
+function contentOf(blob: MaterializeBlob, data: Buffer): Buffer | undefined {
+  if (blob.stored === undefined) {
+    const bytes = data.subarray(blob.offset, blob.offset + blob.size);
+    return bytes.length === blob.size ? bytes : undefined;
+  }
+  if (content.length < blob.size) content = Buffer.allocUnsafeSlow(Math.max(blob.size, content.length * 2));
+  const into = content.subarray(0, blob.size);
+  try {
+    // restore.ts sends compressed blobs only where the addon loads.
+    zstd!.decompress(data.subarray(blob.offset, blob.offset + blob.stored), into);
+  } catch {
+    return undefined;
+  }
+  return into;
+}
+
 /**
  * Does one step of a blob-layout restore (see MaterializeTask): directories, then blobs (from a
  * fetched run or the local cache), then links. Problems come back as results: an error thrown here
@@ -116,15 +137,15 @@ export function materialize(task: MaterializeTask): MaterializeResult {
       if (blob.size === 0) {
         openTargets(task.staging, blob).forEach((fd) => closeSync(fd));
       } else if (data) {
-        const content = data.subarray(blob.offset, blob.offset + blob.size);
-        if (content.length !== blob.size || hashOnce('sha256', content, 'hex') !== blob.id) return { mismatch: blob.id };
+        const blobData = contentOf(blob, data);
+        if (!blobData || hashOnce('sha256', blobData, 'hex') !== blob.id) return { mismatch: blob.id };
         const fds = openTargets(task.staging, blob);
         try {
-          for (const fd of fds) writeAll(fd, content);
+          for (const fd of fds) writeAll(fd, blobData);
         } finally {
           fds.forEach((fd) => closeSync(fd));
         }
-        if (task.cacheDir !== undefined) keepBlob(task.cacheDir, blob.id, content);
+        if (task.cacheDir !== undefined) keepBlob(task.cacheDir, blob.id, blobData);
       } else if (!fromCache(task, blob)) {
         refetch.push(blob.id);
         continue;

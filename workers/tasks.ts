@@ -3,18 +3,19 @@ import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, re
 import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
-import type { BlobEntry } from '../src/core/blobs.js';
+import { COMPRESSED_LIMIT, packEntryName, type BlobEntry } from '../src/core/blobs.js';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
 import { BLOCK_SIZE, encodeUstarHeader, portableMode, tarPadding, type UstarFields } from '../src/core/ustar.js';
 import { ArchiveError, describeError, NbcError } from '../src/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
-  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
+  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackedBlob, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
   WalkHashResult, WalkHashTask,
 } from './types.js';
 
 import { keepBlob } from './materialize.js';
+import { loadZstd } from './zstd.js';
 
 export { materialize } from './materialize.js';
 
@@ -155,8 +156,22 @@ const PACK_IN_FLIGHT = 8;
 // The blob layout: a file's content is read whole into this buffer (grown as needed) when it is at
 // most this big, so that its hash, which names it in the pack, is known before its header is written;
 // a bigger file is read twice, and must read the same both times.
-const WHOLE_LIMIT = 16 << 20;
+const WHOLE_LIMIT = COMPRESSED_LIMIT;
 let whole = Buffer.allocUnsafeSlow(1 << 20);
+let frame = Buffer.allocUnsafeSlow(1 << 20);
+const zstd = loadZstd();
+/** zstd's level for blobs: its fastest but one, as for archives (`zstd -1`). */
+const BLOB_LEVEL = 1;
+/** A frame must save at least a 32nd of its blob, or the blob is kept as it is. */
+const WORTH = 1 / 32;
+
+/** The blob's zstd frame (a view of `frame`), or undefined where it would not save enough. */
+function compressed(data: Buffer): Buffer | undefined {
+  if (!zstd || data.length < 64) return undefined;
+  if (frame.length < data.length) frame = Buffer.allocUnsafeSlow(Math.max(data.length, frame.length * 2));
+  const n = zstd.compress(data, frame.subarray(0, Math.floor(data.length * (1 - WORTH))), BLOB_LEVEL);
+  return n > 0 ? frame.subarray(0, n) : undefined;
+}
 
 interface PackWriter {
   header(fields: UstarFields): void;
@@ -183,15 +198,18 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
   const entries: BlobEntry[] = [];
   /** The task's index of each entry (some are left out). */
   const indexes: number[] = [];
-  const added: [id: string, offset: number, size: number][] = [];
+  const added: PackedBlob[] = [];
   let offset = 0;
-  /** Appends a new blob (its header, then `write` puts the content) and records where it starts. */
-  const add = (id: string, size: number, write: () => void) => {
-    out.header({ path: id, type: 'File', mode: 0o644, size, mtime: 0 });
-    added.push([id, offset + BLOCK_SIZE, size]);
+  /**
+   * Appends a new blob (its header, then `write` puts the `stored` bytes: the content, or with
+   * `size`, a frame of it) and records where it starts.
+   */
+  const add = (id: string, stored: number, write: () => void, size?: number) => {
+    out.header({ path: packEntryName(id, size !== undefined), type: 'File', mode: 0o644, size: stored, mtime: 0 });
+    added.push(size === undefined ? [id, offset + BLOCK_SIZE, stored] : [id, offset + BLOCK_SIZE, size, stored]);
     write();
-    out.zeros(tarPadding(size));
-    offset += BLOCK_SIZE + size + tarPadding(size);
+    out.zeros(tarPadding(stored));
+    offset += BLOCK_SIZE + stored + tarPadding(stored);
     known.add(id);
   };
   return {
@@ -216,7 +234,9 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
         id = createHash('sha256').update(data).digest('hex');
         finder.feed(data, false);
         if (!known.has(id)) {
-          add(id, size, () => out.put(data));
+          const zst = compressed(data);
+          if (zst) add(id, zst.length, () => out.put(zst), size);
+          else add(id, size, () => out.put(data));
           if (task.cacheDir !== undefined) keepBlob(task.cacheDir, id, data);
         }
       } else {

@@ -74,6 +74,9 @@ export interface PackTask {
   blobs?: BlobPackTask;
 }
 
+/** A blob the pack task packed: where its bytes start, its size, and theirs when they are a zstd frame. */
+export type PackedBlob = [id: string, offset: number, size: number, stored?: number];
+
 export interface BlobPackTask {
   /** Blobs the store holds: named, never packed again. */
   known: string[];
@@ -91,7 +94,7 @@ export type PackMessage = { chunk: ArrayBuffer; bytes: number }
   | {
     end: PackCounts; digests: [string, string][]; rooted: string[]; skipped: [path: string, reason: string][];
     /** The blob layout: the entries (and the task's index of each), and where in the bytes posted each new blob's content starts. */
-    packed?: { entries: BlobEntry[]; indexes: number[]; blobs: [id: string, offset: number, size: number][]; bytes: number };
+    packed?: { entries: BlobEntry[]; indexes: number[]; blobs: PackedBlob[]; bytes: number };
   };
 
 export interface PackCounts {
@@ -129,6 +132,8 @@ export interface MaterializeBlob {
   size: number;
   /** Where its bytes start in the task's `data`. */
   offset: number;
+  /** Their length when they are a zstd frame of the blob (see BlobLocation). */
+  stored?: number;
   files: [path: string, mode: number][];
 }
 

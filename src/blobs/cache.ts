@@ -38,14 +38,15 @@ export async function keepBlob(dir: string | undefined, id: string, data: Buffer
 export const indexFile = (dir: string, store: Store) => join(dir, 'index', `${createHash('sha256').update(store.location).digest('hex').slice(0, 16)}.json`);
 
 function toJson(blobs: ReadonlyMap<string, BlobLocation>): string {
-  return JSON.stringify(Object.fromEntries([...blobs].map(([id, l]) => [id, [l.pack, l.offset, l.size]])));
+  return JSON.stringify(Object.fromEntries([...blobs].map(([id, l]) => [id, [l.pack, l.offset, l.size, ...(l.stored === undefined ? [] : [l.stored])]])));
 }
 
 export async function readKnown(file: string, into: Map<string, BlobLocation>): Promise<void> {
   try {
-    const value = JSON.parse(await readFile(file, 'utf8')) as Record<string, [string, number, number]>;
-    for (const [id, [pack, offset, size]] of Object.entries(value)) {
-      if (SHA256_HEX.test(id) && isPackKey(pack) && Number.isSafeInteger(offset) && Number.isSafeInteger(size)) into.set(id, { pack, offset, size });
+    const value = JSON.parse(await readFile(file, 'utf8')) as Record<string, [string, number, number, number?]>;
+    for (const [id, [pack, offset, size, stored]] of Object.entries(value)) {
+      if (SHA256_HEX.test(id) && isPackKey(pack) && Number.isSafeInteger(offset) && Number.isSafeInteger(size)
+        && (stored === undefined || Number.isSafeInteger(stored))) into.set(id, { pack, offset, size, ...(stored === undefined ? {} : { stored }) });
     }
   } catch { /* none known */ }
 }

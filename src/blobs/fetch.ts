@@ -1,6 +1,6 @@
 // Reading blobs from packs: ranged reads, blobs that lie close together coalesced into runs, so a
 // restore of many small files makes few requests and holds at most FETCHES runs in memory.
-import type { BlobLocation } from '../core/blobs.js';
+import { storedSize, type BlobLocation } from '../core/blobs.js';
 
 /** Blobs closer than GAP are read in one request of at most RUN bytes; FETCHES runs at a time. */
 const GAP = 1 << 20;
@@ -15,16 +15,17 @@ export interface Run {
   blobs: [id: string, location: BlobLocation][];
 }
 
-/** The runs that read `wanted` (each blob at most RUN bytes; bigger ones are read alone, in pieces). */
+/** The runs that read `wanted` (each blob at most RUN bytes in its pack; bigger ones are read alone, in pieces). */
 export function runsOf(wanted: Iterable<[string, BlobLocation]>, run = RUN): Run[] {
   const sorted = [...wanted].sort(([, a], [, b]) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset));
   const runs: Run[] = [];
   for (const [id, l] of sorted) {
     const last = runs.at(-1);
-    if (last && last.pack === l.pack && l.offset - last.end <= GAP && l.offset + l.size - last.start <= run) {
-      last.end = Math.max(last.end, l.offset + l.size);
+    const end = l.offset + storedSize(l);
+    if (last && last.pack === l.pack && l.offset - last.end <= GAP && end - last.start <= run) {
+      last.end = Math.max(last.end, end);
       last.blobs.push([id, l]);
-    } else runs.push({ pack: l.pack, start: l.offset, end: l.offset + l.size, blobs: [[id, l]] });
+    } else runs.push({ pack: l.pack, start: l.offset, end, blobs: [[id, l]] });
   }
   return runs;
 }

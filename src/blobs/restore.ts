@@ -4,7 +4,7 @@ import { chmod, constants, copyFile, mkdir, open, readdir, rename, unlink } from
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readMeta, type ExtractedArchive } from '../archive.js';
-import { blobPath, parseBlobManifest, type BlobLocation, type BlobManifest } from '../core/blobs.js';
+import { blobPath, parseBlobManifest, storedSize, type BlobLocation, type BlobManifest } from '../core/blobs.js';
 import type { ExtractLimits } from '../core/config.js';
 import { META_DIR } from '../core/meta.js';
 import { bytePathFromText, isWithin, normalizeRelative, parentOf, type BytePath } from '../core/paths.js';
@@ -17,6 +17,9 @@ import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../
 import { indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
 import { readRange } from '../stores/range.js';
 import { FETCHES, inLanes, RUN, runsOf, type Run } from './fetch.js';
+import { loadZstd } from '../../workers/zstd.js';
+
+const zstd = loadZstd();
 
 /** A manifest larger than this (compressed) is refused: it is read whole. */
 const MANIFEST_LIMIT = 64 << 20;
@@ -103,7 +106,7 @@ function layOut(manifest: BlobManifest, checker: EntryChecker): Layout {
     } else {
       blob = entry.blob!;
       const location = manifest.blobs.get(blob)!;
-      const wanted = blobs.get(blob) ?? { id: blob, size: location.size, offset: 0, files: [] };
+      const wanted = blobs.get(blob) ?? { id: blob, size: location.size, offset: 0, ...(location.stored === undefined ? {} : { stored: location.stored }), files: [] };
       wanted.files.push([path, mode]);
       blobs.set(blob, wanted);
     }
@@ -164,15 +167,18 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
     if (blob.size === 0 || cached.has(blob.id)) local.push(blob);
     else missing.push([blob.id, manifest.blobs.get(blob.id)!]);
   }
-  const fetching = new PhaseReporter(input.onProgress, 'fetch', { totalBytes: missing.reduce((sum, [, l]) => sum + l.size, 0) });
+  const fetching = new PhaseReporter(input.onProgress, 'fetch', { totalBytes: missing.reduce((sum, [, l]) => sum + storedSize(l), 0) });
   let fetched = 0;
   // Runs are read into at most FETCHES buffers of shared memory, reused: the pool threads write from
   // them, and memory stays at FETCHES × RUN (fresh buffers per run were left to the collector).
   const slots: Buffer[] = [];
-  const fetchAll = (wanted: [string, BlobLocation][]) => {
-    const runs = runsOf(wanted.filter(([, l]) => l.size <= RUN));
-    const large = wanted.filter(([, l]) => l.size > RUN);
-    return inLanes<Run | [string, BlobLocation]>([...runs, ...large], FETCHES, async (item) => {
+  const fetchAll = async (wanted: [string, BlobLocation][]) => {
+    if (!zstd && wanted.some(([, l]) => l.stored !== undefined)) {
+      throw new ArchiveError('its blobs are compressed with zstd, and the zstd addon was not built (it needs libzstd when nix-build-cache is installed)', input.key);
+    }
+    const runs = runsOf(wanted.filter(([, l]) => storedSize(l) <= RUN));
+    const large = wanted.filter(([, l]) => storedSize(l) > RUN);
+    await inLanes<Run | [string, BlobLocation]>([...runs, ...large], FETCHES, async (item) => {
       if (!('pack' in item)) {
         await fetchLarge(item[0], item[1], layout.blobs.get(item[0])!);
         return;
@@ -191,7 +197,7 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
       }
     });
   };
-  /** A blob bigger than a run: read in pieces into its first file, hashed on the way, then copied. */
+  /** A blob bigger than a run (never compressed): read in pieces into its first file, hashed on the way, then copied. */
   const fetchLarge = async (id: string, location: BlobLocation, blob: MaterializeBlob) => {
     const [[first, mode], ...others] = blob.files as [[string, number], ...[string, number][]];
     const target = join(staging, first);

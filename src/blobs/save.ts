@@ -116,7 +116,7 @@ function inListingOrder(listed: readonly PackEntry[], settled: readonly (Settled
 
 /**
  * Saves in the blob layout: the pack task reads what changed and writes the new blobs into one pack
- * (a tar of blobs named by their hash, uncompressed so that a blob is a plain byte range), the meta
+ * (a tar of blobs named by their hash, each compressed alone so that a blob is a byte range), the meta
  * files follow as blobs, then the manifest goes to `key`, last. A failure before the manifest leaves
  * the cache as it was.
  */
@@ -133,7 +133,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   const chunks = packedChunks({ ...input.pack, entries: rest.map((index) => input.pack.entries[index]!) }, (message) => {
     const { packed } = message;
     const { entries, digests, rooted, counts } = inListingOrder(input.pack.entries, settled, rest, message);
-    const blobs = new Map<string, BlobLocation>(packed!.blobs.map(([id, offset, size]) => [id, { pack, offset, size }]));
+    const blobs = new Map<string, BlobLocation>(packed!.blobs.map(([id, offset, size, stored]) => [id, { pack, offset, size, ...(stored === undefined ? {} : { stored }) }]));
     const trailing: Buffer[] = [];
     let at = packed!.bytes;
     for (const [path, data] of input.pack.metaFiles(counts, digests, rooted)) {

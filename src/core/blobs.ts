@@ -1,7 +1,8 @@
 // The blob layout's manifest: the one object at a cache's key, written last. It lists the tar
 // entries of the archive the save would have written, in its order (paths, modes, times, link
 // targets), each file's content named by its SHA-256, and where each blob lies: a pack (a plain
-// tar of blobs named by their hash, never rewritten) and the byte range of its content there.
+// tar of blobs named by their hash, never rewritten) and the byte range of its content there,
+// either the content itself or one zstd frame of it (entry `<hash>.zst`).
 // Restore checks its entries as unpacking checks a tar's (unpack.ts EntryChecker).
 import { BLOBS_FORMAT, isPackKey } from './key.js';
 
@@ -24,12 +25,26 @@ export interface BlobEntry {
   linkpath?: string;
 }
 
-/** Where a blob's content lies: `pack` (a key), bytes [offset, offset + size). */
+/**
+ * Where a blob lies: `pack` (a key), bytes [offset, offset + (stored ?? size)). `stored` is there
+ * when those bytes are a zstd frame of the content (then at most COMPRESSED_LIMIT bytes, and the
+ * frame smaller than it); without it they are the content.
+ */
 export interface BlobLocation {
   pack: string;
   offset: number;
   size: number;
+  stored?: number;
 }
+
+/** Blobs bigger than this are stored as they are: each compressed blob is (de)compressed whole, in memory. */
+export const COMPRESSED_LIMIT = 16 << 20;
+
+/** The bytes a blob takes in its pack. */
+export const storedSize = (location: BlobLocation) => location.stored ?? location.size;
+
+/** A pack entry's name: the blob's hash, `.zst` when it is compressed. */
+export const packEntryName = (id: string, compressed: boolean) => (compressed ? `${id}.zst` : id);
 
 export interface BlobManifest {
   entries: BlobEntry[];
@@ -46,8 +61,8 @@ type Row = [path: string, type: string, mode: number, mtime: number | null, size
 export function formatBlobManifest(manifest: BlobManifest): string {
   const packs = [...new Set([...manifest.blobs.values()].map((l) => l.pack))].sort();
   const index = new Map(packs.map((pack, i) => [pack, i]));
-  const blobs: Record<string, [number, number, number]> = {};
-  for (const [id, l] of manifest.blobs) blobs[id] = [index.get(l.pack)!, l.offset, l.size];
+  const blobs: Record<string, number[]> = {};
+  for (const [id, l] of manifest.blobs) blobs[id] = [index.get(l.pack)!, l.offset, l.size, ...(l.stored === undefined ? [] : [l.stored])];
   const entries: Row[] = manifest.entries.map((e) => [e.path, LETTERS[e.type], e.mode, e.mtime ?? null, e.size, e.blob ?? e.linkpath ?? null]);
   return JSON.stringify({ format: BLOBS_FORMAT, packs, blobs, entries });
 }
@@ -68,9 +83,10 @@ export function parseBlobManifest(text: string): BlobManifest | { problem: strin
   if (typeof blobs !== 'object' || blobs === null || !Array.isArray(entries)) return { problem: 'no blobs or entries' };
   const locations = new Map<string, BlobLocation>();
   for (const [id, where] of Object.entries(blobs as Record<string, unknown>)) {
-    const [pack, offset, size] = Array.isArray(where) ? where as unknown[] : [];
+    const [pack, offset, size, stored] = Array.isArray(where) ? where as unknown[] : [];
     if (!SHA256_HEX.test(id) || !count(pack) || pack >= packs.length || !count(offset) || !count(size)) return { problem: `bad blob ${id}` };
-    locations.set(id, { pack: packs[pack] as string, offset, size });
+    if (stored !== undefined && !(count(stored) && stored > 0 && stored < size && size <= COMPRESSED_LIMIT)) return { problem: `bad blob ${id}` };
+    locations.set(id, { pack: packs[pack] as string, offset, size, ...(stored === undefined ? {} : { stored }) });
   }
   const parsed: BlobEntry[] = [];
   for (const row of entries as unknown[]) {

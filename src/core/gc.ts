@@ -3,7 +3,7 @@
 // that finds it unreferenced while it carries a mark at least the grace period old, so a save that
 // checked the marks before the mark was made has had the whole grace period to write its manifest.
 import { markKey, parseMarkKey, type MarkKind } from './key.js';
-import type { BlobLocation } from './blobs.js';
+import { storedSize, type BlobLocation } from './blobs.js';
 import { BLOCK_SIZE } from './ustar.js';
 
 /** How long a pack carries its mark before a prune may delete it; saves re-check after half of it. */
@@ -51,7 +51,7 @@ export function liveBytes(manifests: Iterable<ReadonlyMap<string, BlobLocation>>
       const where = `${location.pack} ${id}`;
       if (seen.has(where)) continue;
       seen.add(where);
-      live.set(location.pack, (live.get(location.pack) ?? 0) + BLOCK_SIZE + Math.ceil(location.size / BLOCK_SIZE) * BLOCK_SIZE);
+      live.set(location.pack, (live.get(location.pack) ?? 0) + BLOCK_SIZE + Math.ceil(storedSize(location) / BLOCK_SIZE) * BLOCK_SIZE);
     }
   }
   return live;

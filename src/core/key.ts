@@ -93,14 +93,14 @@ export function whyMissing(wanted: string, others: readonly string[]): string | 
 }
 
 /** Version of the blob layout's manifest (core/blobs.ts); part of its key. */
-export const BLOBS_FORMAT = 1;
+export const BLOBS_FORMAT = 2;
 const BLOBS_KEY = /^(.+)\/b(\d+)-([0-9a-f]{8})([0-9a-f]{8})\.blobs$/;
 const PACK_KEY = /^blobs\/packs\/([0-9a-f]{16})\.pack$/;
 const MARK_KEY = /^blobs\/marks\/([0-9a-f]{16})\.(gc|repack)$/;
 
 /**
  * The key of a cache in the blob layout: its manifest, `<name>/b<format>-<settings><salt>.blobs`
- * (settings: the format and cache dirs; blobs are stored uncompressed, see core/blobs.ts).
+ * (settings: the format and cache dirs; blobs are compressed one by one, see core/blobs.ts).
  */
 export function blobsKey(name: string, inputs: KeyInputs): string {
   return `${name}/b${BLOBS_FORMAT}-${shortHash([BLOBS_FORMAT, [...inputs.cacheDirs].sort()])}${shortHash(inputs.salt ?? '')}.blobs`;

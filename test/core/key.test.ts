@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { COMPRESSIONS } from '../../src/core/config.js';
-import { blobsKey, cacheKey, cacheNameOf, markKey, objectKey, packKey, parseArchiveKey, parseCacheKey, parseMarkKey, whyMissing } from '../../src/core/key.js';
+import { BLOBS_FORMAT, blobsKey, cacheKey, cacheNameOf, markKey, objectKey, packKey, parseArchiveKey, parseCacheKey, parseMarkKey, whyMissing } from '../../src/core/key.js';
 import { archiveObjectKey, besideOf, logicalListing } from '../../src/core/pointer.js';
 
 const test = suite('archive keys: one module makes and reads them');
@@ -31,7 +31,7 @@ test('a miss tells another salt from other settings', () => {
 
 test('one parser for both layouts: blob manifests are caches; packs, marks and markers are not', () => {
   const key = blobsKey('repo/pr-7', { cacheDirs: ['obj'], compression: 'zstd', salt: 'gcc-12' });
-  assert.equal(parseCacheKey(key), { name: 'repo/pr-7', layout: 'blobs', format: 1, settings: key.slice(-22, -14), salt: key.slice(-14, -6) });
+  assert.equal(parseCacheKey(key), { name: 'repo/pr-7', layout: 'blobs', format: BLOBS_FORMAT, settings: key.slice(-22, -14), salt: key.slice(-14, -6) });
   assert.is(cacheNameOf(key), 'repo/pr-7');
   assert.is(parseCacheKey(objectKey('main', { cacheDirs: ['obj'], compression: 'zstd' }))?.layout, 'archive');
   const pack = packKey('0011223344556677');
