@@ -9,7 +9,7 @@ import { parseManifest, type Manifest } from './core/manifest.js';
 import type { ArtifactEntry } from './core/plan.js';
 import { tarPadding } from './core/ustar.js';
 import { bytePathFromText, type BytePath } from './core/paths.js';
-import { ArchiveError, NbcError } from './errors.js';
+import { ArchiveError, NbcError } from './core/errors.js';
 import type { WorkerPool } from './pool.js';
 import { tarHeader } from './tar-header.js';
 import type { UnpackOptions, Unpacked } from './unpack.js';

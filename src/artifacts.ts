@@ -3,7 +3,7 @@
 import { lstat, readlink, realpath } from 'node:fs/promises';
 import { META_DIR } from './core/meta.js';
 import { bytePathFromText, isTextPath, resolveLinkTarget, textFromBytePath, type BytePath } from './core/paths.js';
-import { describeError } from './errors.js';
+import { describeError } from './core/errors.js';
 import { traversedBy } from './unpack.js';
 import { absolutePath, walkTree, type EntryKind } from './walk.js';
 

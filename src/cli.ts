@@ -10,7 +10,7 @@ import { buildOptions, Gathered, inNixBuildOutside, notADirectory, storeLocation
 import { COMMANDS, flagProblem, OPTIONS, unknownCommand, unknownOption, usage, type Command } from './cli/spec.js';
 import { formatManifest } from './core/manifest.js';
 import { parseDuration } from './core/prune.js';
-import { ConfigError, describeError } from './errors.js';
+import { ConfigError, describeError } from './core/errors.js';
 import { resolveOptions } from './options.js';
 import type { ProgressListener } from './progress.js';
 import { summaryLine, type Report, type RestoreReport, type SaveReport, type StatsReport } from './report.js';

@@ -2,7 +2,7 @@ import { sortManifest } from './core/manifest.js';
 import type { BytePath } from './core/paths.js';
 import { resolve } from 'node:path';
 import { checkPositiveInteger } from './core/config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError } from './core/errors.js';
 import { withPool, type WorkerPool } from './pool.js';
 import type { HashResult, HashTask, WalkHashResult } from '../workers/types.js';
 

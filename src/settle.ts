@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, lutimes, readFile } from 'node:fs/promises';
 import { isWithin, textFromBytePath } from './core/paths.js';
-import { describeError } from './errors.js';
+import { describeError } from './core/errors.js';
 import type { SettleReport } from './report.js';
 import { findState, readRestored, readState } from './state.js';
 import { absolutePath } from './walk.js';

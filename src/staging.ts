@@ -5,7 +5,7 @@ import { NINJA_DEPS, NINJA_LOG, ninjaCommandsName, rewriteNinjaDeps, rewriteNinj
 import { textFromBytePath, type BytePath } from './core/paths.js';
 import { restoredMs, type ArtifactClock, type ArtifactEntry } from './core/plan.js';
 import { replaceRoot, unplainRoot } from './core/relocate.js';
-import { NbcError } from './errors.js';
+import { NbcError } from './core/errors.js';
 import { absolutePath } from './walk.js';
 
 /** A cache that cannot be restored at this root exactly: a miss, with the reason. */

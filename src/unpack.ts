@@ -9,7 +9,7 @@ import type { ArtifactEntry, ArtifactKind } from './core/plan.js';
 import {
   ancestorsOf, bytePathFromText, isWithin, normalizeRelative, parentOf, resolveLinkTarget,
 } from './core/paths.js';
-import { ArchiveError, describeError, NbcError } from './errors.js';
+import { ArchiveError, describeError, NbcError } from './core/errors.js';
 
 export interface UnpackOptions {
   /** An empty directory to unpack into, on the tree's file system. */

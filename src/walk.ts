@@ -1,6 +1,6 @@
 import { closeSync, constants, openSync, readdirSync, readlinkSync } from 'node:fs';
 import { joinBytePath, type BytePath } from './core/paths.js';
-import { describeError } from './errors.js';
+import { describeError } from './core/errors.js';
 
 export type EntryKind = 'file' | 'symlink' | 'dir' | 'other';
 

@@ -7,7 +7,7 @@ import type { BlobEntry } from '../src/core/blobs.js';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
 import { BLOCK_SIZE, encodeUstarHeader, portableMode, tarPadding, type UstarFields } from '../src/core/ustar.js';
-import { ArchiveError, describeError, NbcError } from '../src/errors.js';
+import { ArchiveError, describeError, NbcError } from '../src/core/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
   BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,

@@ -8,7 +8,7 @@ import { blobPath, parseBlobManifest, type BlobLocation, type BlobManifest } fro
 import type { ExtractLimits } from '../core/config.js';
 import { META_DIR } from '../core/meta.js';
 import { bytePathFromText, isWithin, normalizeRelative, parentOf, type BytePath } from '../core/paths.js';
-import { ArchiveError, NbcError } from '../errors.js';
+import { ArchiveError, NbcError } from '../core/errors.js';
 import type { WorkerPool } from '../pool.js';
 import { PhaseReporter, type ProgressListener } from '../progress.js';
 import type { Store } from '../stores/index.js';
