@@ -11,7 +11,7 @@ import { tarPadding } from './core/ustar.js';
 import { bytePathFromText, type BytePath } from './core/paths.js';
 import { ArchiveError, NbcError } from './core/errors.js';
 import type { WorkerPool } from './pool.js';
-import { tarHeader } from './tar-header.js';
+import { tarHeader } from './core/tar-header.js';
 import type { UnpackOptions, Unpacked } from './unpack.js';
 import type { BlobPackTask, PackCounts, PackMessage, UnpackMessage } from '../workers/types.js';
 

@@ -264,7 +264,7 @@ function ustarHeader(fields: UstarFields, block: Buffer): Buffer {
 export async function pack(task: PackTask): Promise<void> {
   // Loaded here, not with the module: hashing threads never need node-tar. A pack's headers name
   // blobs by their hash, always plain ustar: no node-tar (a tenth of a warm save's time to load).
-  const { tarHeader } = task.blobs ? { tarHeader: ustarHeader } : await import('../src/tar-header.js');
+  const { tarHeader } = task.blobs ? { tarHeader: ustarHeader } : await import('../src/core/tar-header.js');
   const flow = new Int32Array(task.flow);
   const counts: PackCounts = { files: 0, dirs: 0, bytes: 0 };
   let chunk = Buffer.allocUnsafeSlow(PACK_CHUNK);
