@@ -1,16 +1,16 @@
 import { createHash, hash as md5Once } from 'node:crypto';
 import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
-import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
+import { parentPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
 import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
 import type { BlobEntry } from '../src/core/blobs.js';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
 import { BLOCK_SIZE, encodeUstarHeader, portableMode, tarPadding, type UstarFields } from '../src/core/ustar.js';
-import { ArchiveError, describeError, NbcError } from '../src/core/errors.js';
+import { describeError } from '../src/core/errors.js';
 import { listDirectory } from '../src/walk.js';
 import type {
-  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
+  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackResult, UnpackTask,
   WalkHashResult, WalkHashTask,
 } from './types.js';
 
@@ -432,36 +432,9 @@ export async function pack(task: PackTask): Promise<void> {
   task.port.postMessage(end);
 }
 
-/**
- * Unpacks the slots posted on the task's port as they come, synchronously (see UnpackTask for the
- * flow control). Problems come back as results: an error thrown here would lose its class.
- */
+/** The unpack task (workers/unpack.ts), loaded on first use: hashing threads never need node-tar. */
 export async function unpack(task: UnpackTask): Promise<UnpackResult> {
-  const { Unpacker } = await import('../src/unpack.js');
-  const flow = new Int32Array(task.flow);
-  const ring = Buffer.from(task.ring);
-  const unpacker = new Unpacker(task);
-  try {
-    for (let received = 0, taken = 0; ; received++) {
-      let next;
-      while ((next = receiveMessageOnPort(task.port)) === undefined) Atomics.wait(flow, 0, received);
-      const message = next.message as UnpackMessage;
-      if ('cancel' in message) return { cancelled: true };
-      if ('end' in message) return { unpacked: unpacker.end() };
-      const start = message.slot * task.slotSize;
-      unpacker.write(ring.subarray(start, start + message.bytes));
-      // node-tar keeps the last partial block of a chunk (a view) until the next one comes, so a
-      // slot is released only once the chunk after it is written.
-      Atomics.store(flow, 1, taken++);
-      Atomics.notify(flow, 1);
-    }
-  } catch (error) {
-    if (error instanceof ArchiveError) return { archiveProblem: { reason: error.reason, ...(error.entry === undefined ? {} : { entry: error.entry }) } };
-    if (error instanceof NbcError) return { stagingProblem: error.message };
-    throw error;
-  } finally {
-    unpacker.close();
-  }
+  return (await import('./unpack.js')).unpack(task);
 }
 
 // Last: the pool may terminate this thread from now on (see LoadedMessage).

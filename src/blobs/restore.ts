@@ -12,7 +12,7 @@ import { ArchiveError, NbcError } from '../core/errors.js';
 import type { WorkerPool } from '../pool.js';
 import { PhaseReporter, type ProgressListener } from '../progress.js';
 import type { Store } from '../stores/index.js';
-import { EntryChecker } from '../unpack.js';
+import { EntryChecker } from '../core/entries.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
 import { indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
 import { readRange } from '../stores/range.js';
