@@ -2,7 +2,7 @@ import { createHash, hash as md5Once } from 'node:crypto';
 import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
 import { parentPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
-import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
+import { hasherName, native, type NativeHasher } from './hasher.js';
 import type { BlobEntry } from '../src/core/blobs.js';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
@@ -17,8 +17,6 @@ import type {
 import { keepBlob } from './materialize.js';
 
 export { materialize } from './materialize.js';
-
-const native = loadNativeHasher();
 
 // One read buffer per worker thread, reused for every file: big files stream through it. 128 KiB
 // stays in the core's cache between the read and the hash (1 MiB made big files 25% slower).
@@ -80,7 +78,7 @@ function hashFilesCrypto(task: HashTask, result: HashResult): void {
 
 /** MD5 of each file's content and of each symlink's target string (links are never followed). */
 export function hash(task: HashTask): HashResult {
-  const result: HashResult = { digests: [], errors: [], bytes: 0 };
+  const result: HashResult = { hasher: hasherName, digests: [], errors: [], bytes: 0 };
   if (native) hashFilesNative(native, task, result);
   else hashFilesCrypto(task, result);
   for (const path of task.symlinks) {
@@ -107,7 +105,7 @@ const WALK_MIN_FILES = 16;
 export function walkHash(task: WalkHashTask): WalkHashResult {
   const found: string[] = [];
   const result: WalkHashResult = {
-    subdirs: [], others: [], unreadable: [], pending: [], files: [], symlinks: [], hashed: { digests: [], errors: [], bytes: 0 },
+    subdirs: [], others: [], unreadable: [], pending: [], files: [], symlinks: [], hashed: { hasher: hasherName, digests: [], errors: [], bytes: 0 },
   };
   const root = Buffer.from(task.root, 'latin1');
   const listsOf = { file: found, dir: result.subdirs, symlink: result.symlinks, other: result.others };

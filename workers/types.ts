@@ -10,8 +10,13 @@ export interface HashTask {
   symlinks: string[];
 }
 
+/** The SIMD hasher (src/native/md5.c, workers/hasher.ts), or node:crypto. */
+export type HasherName = 'simd' | 'crypto';
+
 /** One digest per file, then one per symlink, in task order; null where the file could not be read. */
 export interface HashResult {
+  /** Which hasher made the digests. */
+  hasher: HasherName;
   digests: (string | null)[];
   /** Why each null digest is null, as [index, "CODE: message"]. */
   errors: [number, string][];
