@@ -3,7 +3,7 @@ import type { RestorePlan, TimeAssignment } from './core/plan.js';
 import { ancestorsOf, isWithin, textFromBytePath, type BytePath } from './core/paths.js';
 import { NbcError } from './core/errors.js';
 import type { WorkerPool } from './pool.js';
-import { absolutePath } from './walk.js';
+import { absolutePath } from './core/list-directory.js';
 
 const TIMES_BATCH = 1024;
 

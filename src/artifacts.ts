@@ -5,7 +5,8 @@ import { META_DIR } from './core/meta.js';
 import { bytePathFromText, isTextPath, resolveLinkTarget, textFromBytePath, type BytePath } from './core/paths.js';
 import { describeError } from './core/errors.js';
 import { traversedBy } from './core/entries.js';
-import { absolutePath, walkTree, type EntryKind } from './walk.js';
+import { absolutePath, type EntryKind } from './core/list-directory.js';
+import { walkTree } from './walk.js';
 
 export interface ArtifactEntry {
   path: BytePath;

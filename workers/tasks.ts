@@ -8,7 +8,7 @@ import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
 import { BLOCK_SIZE, encodeUstarHeader, portableMode, tarPadding, type UstarFields } from '../src/core/ustar.js';
 import { describeError } from '../src/core/errors.js';
-import { listDirectory } from '../src/walk.js';
+import { listDirectory } from '../src/core/list-directory.js';
 import type {
   BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackResult, UnpackTask,
   WalkHashResult, WalkHashTask,
