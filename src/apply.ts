@@ -1,9 +1,9 @@
 import { copyFile, lstat, lutimes, mkdir, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import type { RestorePlan, TimeAssignment } from './core/plan.js';
 import { ancestorsOf, isWithin, textFromBytePath, type BytePath } from './core/paths.js';
-import { NbcError } from './errors.js';
+import { NbcError } from './core/errors.js';
 import type { WorkerPool } from './pool.js';
-import { absolutePath } from './walk.js';
+import { absolutePath } from './core/list-directory.js';
 
 const TIMES_BATCH = 1024;
 

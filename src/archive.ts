@@ -9,10 +9,10 @@ import { parseManifest, type Manifest } from './core/manifest.js';
 import type { ArtifactEntry } from './core/plan.js';
 import { tarPadding } from './core/ustar.js';
 import { bytePathFromText, type BytePath } from './core/paths.js';
-import { ArchiveError, NbcError } from './errors.js';
+import { ArchiveError, NbcError } from './core/errors.js';
 import type { WorkerPool } from './pool.js';
-import { tarHeader } from './tar-header.js';
-import type { UnpackOptions, Unpacked } from './unpack.js';
+import { tarHeader } from './core/tar-header.js';
+import type { UnpackOptions, Unpacked } from './core/entries.js';
 import type { BlobPackTask, PackCounts, PackMessage, UnpackMessage } from '../workers/types.js';
 
 export { ARTIFACTS_FILE, MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.js';
@@ -145,9 +145,9 @@ const SLOT_SIZE = 1 << 20;
 const SLOTS = 9;
 
 /**
- * Unpacks an archive into `staging` (see Unpacker for the checks) while it downloads: this thread
- * decompresses, a pool thread parses, checks and writes. Throws ArchiveError on the first problem;
- * the caller discards the staging dir.
+ * Unpacks an archive into `staging` while it downloads: this thread decompresses, a pool thread
+ * parses, checks (core/entries.ts) and writes (workers/unpack.ts). Throws ArchiveError on the first
+ * problem; the caller discards the staging dir.
  */
 export async function extractArchive(source: AsyncIterable<Buffer>, options: ExtractOptions): Promise<ExtractedArchive> {
   const { pool, signal, ...unpackOptions } = options;

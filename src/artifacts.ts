@@ -1,11 +1,12 @@
 // What save may archive: the cache dirs that are real directories inside the tree, and below them
-// only entries that restore accepts (src/unpack.ts), so that a saved archive always restores.
+// only entries that restore accepts (src/core/entries.ts), so that a saved archive always restores.
 import { lstat, readlink, realpath } from 'node:fs/promises';
 import { META_DIR } from './core/meta.js';
 import { bytePathFromText, isTextPath, resolveLinkTarget, textFromBytePath, type BytePath } from './core/paths.js';
-import { describeError } from './errors.js';
-import { traversedBy } from './unpack.js';
-import { absolutePath, walkTree, type EntryKind } from './walk.js';
+import { describeError } from './core/errors.js';
+import { traversedBy } from './core/entries.js';
+import { absolutePath, type EntryKind } from './core/list-directory.js';
+import { walkTree } from './walk.js';
 
 export interface ArtifactEntry {
   path: BytePath;

@@ -10,7 +10,7 @@ import { buildOptions, Gathered, inNixBuildOutside, notADirectory, storeLocation
 import { COMMANDS, flagProblem, OPTIONS, unknownCommand, unknownOption, usage, type Command } from './cli/spec.js';
 import { formatManifest } from './core/manifest.js';
 import { parseDuration } from './core/prune.js';
-import { ConfigError, describeError } from './errors.js';
+import { ConfigError, describeError } from './core/errors.js';
 import { resolveOptions } from './options.js';
 import type { ProgressListener } from './progress.js';
 import { summaryLine, type Report, type RestoreReport, type SaveReport, type StatsReport } from './report.js';
@@ -127,7 +127,7 @@ async function execute(command: Command, values: Values, positionals: string[], 
     const root = positionals[0] ?? '.';
     const problem = notADirectory(root);
     if (problem) throw new ConfigError([`DIR: ${problem}`]);
-    const [{ hashTree }, { hasherName }] = await Promise.all([import('./hash.js'), import('./native-hasher.js')]);
+    const { hashTree } = await import('./hash.js');
     const { onProgress } = hooks;
     const tree = await hashTree(root, {
       ...(built.threads === undefined ? {} : { threads: built.threads }),
@@ -135,7 +135,7 @@ async function execute(command: Command, values: Values, positionals: string[], 
     });
     process.stdout.write(formatManifest(tree.digests));
     tree.problems.forEach(hooks.onWarning);
-    return { command, root, hasher: hasherName(), files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
+    return { command, root, hasher: tree.hasher, files: tree.digests.size, unhashable: tree.unhashable.length, bytes: tree.bytes, warnings: tree.problems, seconds: seconds() };
   }
   const withHooks = { ...built, onWarning: hooks.onWarning, ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}) };
   if (command === 'restore' && values['lookup-only'] === true) return (await import('./lookup.js')).lookup(withHooks);

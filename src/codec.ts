@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { Duplex, pipeline, Readable, Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Compression } from './core/config.js';
-import { ArchiveError } from './errors.js';
+import { ArchiveError } from './core/errors.js';
 
 /** Compression is one small interface so that adding a codec touches only this file. */
 interface Codec {

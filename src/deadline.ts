@@ -2,7 +2,7 @@
 // trickle of bytes, which no idle timeout ends) holds the build up to it and no longer.
 import { Readable } from 'node:stream';
 import { megabytes } from './core/units.js';
-import { NbcError } from './errors.js';
+import { NbcError } from './core/errors.js';
 import type { Store } from './stores/store.js';
 
 /**

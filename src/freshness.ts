@@ -9,7 +9,7 @@ import { artifactFingerprint } from './core/plan.js';
 import { bytePathFromText, type BytePath } from './core/paths.js';
 import type { WorkerPool } from './pool.js';
 import { treeIdentity, type LoadedState } from './state.js';
-import { absolutePath } from './walk.js';
+import { absolutePath } from './core/list-directory.js';
 
 /**
  * The artifacts as they are now: each one's lstat (none when gone or unreadable) and the

@@ -2,9 +2,9 @@ import { sortManifest } from './core/manifest.js';
 import type { BytePath } from './core/paths.js';
 import { resolve } from 'node:path';
 import { checkPositiveInteger } from './core/config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError } from './core/errors.js';
 import { withPool, type WorkerPool } from './pool.js';
-import type { HashResult, HashTask, WalkHashResult } from '../workers/types.js';
+import type { HasherName, HashResult, HashTask, WalkHashResult } from '../workers/types.js';
 
 /** Bytes a task hashes before it hands the rest of its files back: about 10 ms of hashing. */
 const TASK_BYTES = 16 << 20;
@@ -31,6 +31,8 @@ export interface TreeHash {
   /** One line per file or directory that could not be read. */
   problems: string[];
   bytes: number;
+  /** Which hasher the pool's threads used, as their results say. */
+  hasher: HasherName;
 }
 
 export interface HashOptions {
@@ -46,7 +48,8 @@ export interface HashOptions {
  * hands out directories and collects digests.
  */
 export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<TreeHash> {
-  const tree: TreeHash = { digests: new Map(), unhashable: [], dirs: new Set(), symlinks: new Set(), problems: [], bytes: 0 };
+  // The hasher is set by each result; the root's walk always gives one.
+  const tree: TreeHash = { digests: new Map(), unhashable: [], dirs: new Set(), symlinks: new Set(), problems: [], bytes: 0, hasher: 'crypto' };
   const rootPath = root.toString('latin1');
   const found: [BytePath, string][] = [];
   const dirs: BytePath[] = ['.'];
@@ -62,6 +65,7 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
     });
     for (const [i, reason] of result.errors) tree.problems.push(`${paths[i]}: cannot hash (${reason}); treated as changed`);
     tree.bytes += result.bytes;
+    tree.hasher = result.hasher;
     options.onProgress?.(filesHashed(), tree.bytes);
   };
   const walked = (result: WalkHashResult) => {

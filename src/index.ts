@@ -7,7 +7,7 @@ export type { Phase, Progress, ProgressListener } from './progress.js';
 export { formatManifest, parseManifest, diffManifests, type Manifest, type ManifestDiff } from './core/manifest.js';
 export { planRestore, STORE_MTIME, type RestorePlan } from './core/plan.js';
 export { objectKey } from './core/key.js';
-export { ArchiveError, ConfigError, NbcError, StoreError } from './errors.js';
+export { ArchiveError, ConfigError, NbcError, StoreError } from './core/errors.js';
 export type { CacheOptions, RestoreOptions, SaveOptions } from './options.js';
 export type { HashReport, Report, RestoreReport, SaveReport, StatsReport, ExplainLine, Attempt } from './report.js';
 export { hashTree, type HashTreeOptions, type TreeHash } from './hash.js';

@@ -6,7 +6,7 @@ import { lstat, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PARTIAL_SUFFIX } from './apply.js';
 import { ancestorsOf, type BytePath } from './core/paths.js';
-import { absolutePath } from './walk.js';
+import { absolutePath } from './core/list-directory.js';
 
 const JOURNAL_FILE = 'restore-journal.json';
 

@@ -1,5 +1,5 @@
 import { cacheKey, whyMissing } from './core/key.js';
-import { ConfigError, describeError } from './errors.js';
+import { ConfigError, describeError } from './core/errors.js';
 import { keysOfCache } from './manage.js';
 import { resolveOptions, type RestoreOptions } from './options.js';
 import type { Attempt, RestoreReport } from './report.js';

@@ -6,7 +6,7 @@ import { checkPositiveInteger } from './core/config.js';
 import { DEFAULT_GC_GRACE_MS, DEFAULT_REPACK_BELOW, liveBytes } from './core/gc.js';
 import { cacheNameOf, isPackKey, parseCacheKey, parseMarkKey } from './core/key.js';
 import { RESTORED_SUFFIX, selectForPrune, type CacheObject, type PruneRule } from './core/prune.js';
-import { ArchiveError, ConfigError } from './errors.js';
+import { ArchiveError, ConfigError } from './core/errors.js';
 import { checkStoreLocation, openStore, type S3Settings, type Store, type StoredObject } from './stores/index.js';
 
 export interface StoreOptions {

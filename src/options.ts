@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import {
   checkCacheDirs, checkCacheName, checkChoice, checkPositiveInteger, COMPRESSIONS, DEFAULT_LIMITS, type Compression, type ExtractLimits,
 } from './core/config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError } from './core/errors.js';
 import type { ProgressListener } from './progress.js';
 import { checkStoreLocation, type S3Settings, type Store } from './stores/index.js';
 

@@ -3,7 +3,7 @@
 import type { NameStats } from './core/stats.js';
 import { megabytes } from './core/units.js';
 import type { StoreTotals } from './manage.js';
-import type { HasherName } from './native-hasher.js';
+import type { HasherName } from '../workers/types.js';
 
 export interface Attempt {
   name: string;

@@ -12,7 +12,7 @@ import { DeadlineError, withDeadline } from './deadline.js';
 import { bytePathFromText, textFromBytePath, type BytePath } from './core/paths.js';
 import { changedSourceTime, planRestore, type RestorePlan } from './core/plan.js';
 import { currentArtifacts } from './freshness.js';
-import { ArchiveError, ConfigError, describeError } from './errors.js';
+import { ArchiveError, ConfigError, describeError } from './core/errors.js';
 import { hashTreeWithPool, type TreeHash } from './hash.js';
 import { resolveOptions, type ResolvedOptions, type RestoreOptions } from './options.js';
 import { counted, PhaseReporter } from './progress.js';

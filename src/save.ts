@@ -8,7 +8,7 @@ import { defaultBlobCache } from './blobs/cache.js';
 import { knownBlobs, saveBlobs } from './blobs/save.js';
 import { readUnchanged } from './blobs/unchanged.js';
 import { ARCHIVE_FORMAT, cacheKey } from './core/key.js';
-import { ConfigError, describeError, NbcError } from './errors.js';
+import { ConfigError, describeError, NbcError } from './core/errors.js';
 import { currentArtifacts, otherTree, provenManifest } from './freshness.js';
 import { resolveOptions, type SaveOptions } from './options.js';
 import { counted, PhaseReporter } from './progress.js';

@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { lstat, lutimes, readFile } from 'node:fs/promises';
 import { isWithin, textFromBytePath } from './core/paths.js';
-import { describeError } from './errors.js';
+import { describeError } from './core/errors.js';
 import type { SettleReport } from './report.js';
 import { findState, readRestored, readState } from './state.js';
-import { absolutePath } from './walk.js';
+import { absolutePath } from './core/list-directory.js';
 
 export interface SettleOptions {
   /** The source root restore ran in. Default: the current directory (or a parent of it). */

@@ -5,8 +5,8 @@ import { NINJA_DEPS, NINJA_LOG, ninjaCommandsName, rewriteNinjaDeps, rewriteNinj
 import { textFromBytePath, type BytePath } from './core/paths.js';
 import { restoredMs, type ArtifactClock, type ArtifactEntry } from './core/plan.js';
 import { replaceRoot, unplainRoot } from './core/relocate.js';
-import { NbcError } from './errors.js';
-import { absolutePath } from './walk.js';
+import { NbcError } from './core/errors.js';
+import { absolutePath } from './core/list-directory.js';
 
 /** A cache that cannot be restored at this root exactly: a miss, with the reason. */
 export class NotRelocatable extends NbcError {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { formatManifest, parseManifest, type Manifest } from './core/manifest.js';
 import type { BytePath } from './core/paths.js';
-import { NbcError } from './errors.js';
+import { NbcError } from './core/errors.js';
 
 /** What restore leaves for save, in the state dir (never inside the source tree or $out). */
 export interface RestoreState {

@@ -1,8 +1,7 @@
-import { closeSync, constants, openSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, openSync, readlinkSync } from 'node:fs';
+import { absolutePath, listDirectory, type EntryKind } from './core/list-directory.js';
 import { joinBytePath, type BytePath } from './core/paths.js';
-import { describeError } from './errors.js';
-
-export type EntryKind = 'file' | 'symlink' | 'dir' | 'other';
+import { describeError } from './core/errors.js';
 
 export interface WalkEntry {
   path: BytePath;
@@ -25,26 +24,6 @@ export interface WalkOptions {
    * after its parent was listed cannot lead the walk out of the tree.
    */
   confineTo?: Buffer;
-}
-
-/** Absolute file-system path of a byte path below a root. */
-export function absolutePath(root: Buffer, path: BytePath): Buffer {
-  return path === '.' ? root : Buffer.concat([root, Buffer.from(`/${path}`, 'latin1')]);
-}
-
-/**
- * Hands each entry of one directory (a byte path below `root`) to `onEntry`, in the order the file
- * system lists them, without an object per entry (the hashing threads list every directory of the
- * tree); throws what readdir throws.
- */
-export function listDirectory(root: Buffer, dir: BytePath, onEntry: (path: BytePath, kind: EntryKind) => void): void {
-  // Synchronous on purpose: an async readdir's round trip through libuv's thread pool costs more
-  // than the call itself, and trees of many small directories are walked 3-5× faster. Names
-  // decoded as latin1 are byte paths already, without a Buffer per name.
-  for (const dirent of readdirSync(absolutePath(root, dir), { withFileTypes: true, encoding: 'latin1' })) {
-    onEntry(joinBytePath(dir, dirent.name),
-      dirent.isFile() ? 'file' : dirent.isDirectory() ? 'dir' : dirent.isSymbolicLink() ? 'symlink' : 'other');
-  }
 }
 
 /** Where an open file descriptor leads, as bytes; undefined without /proc. */

@@ -57,7 +57,7 @@ function report(path: string): Record<string, any> {
   return JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>;
 }
 
-// The native hasher is used only on CPUs with AVX2 (src/native-hasher.ts).
+// The native hasher is used only on CPUs with AVX2 (workers/hasher.ts).
 const avx2 = /\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 
 test("the SIMD hasher is built with the headers beside node (offline); --version and a save → restore round trip run from PATH", async () => {

@@ -6,7 +6,7 @@ import {
   chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, readSync, renameSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { blobPath } from '../src/core/blobs.js';
-import { describeError } from '../src/errors.js';
+import { describeError } from '../src/core/errors.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from './types.js';
 import { loadZstd } from './zstd.js';
 

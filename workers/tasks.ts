@@ -1,16 +1,16 @@
 import { createHash, hash as md5Once } from 'node:crypto';
 import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
-import { parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
+import { parentPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
-import { loadNativeHasher, type NativeHasher } from '../src/native-hasher.js';
+import { hasherName, native, type NativeHasher } from './hasher.js';
 import { COMPRESSED_LIMIT, packEntryName, type BlobEntry } from '../src/core/blobs.js';
 import { ByteFinder } from '../src/core/find.js';
 import { textFromBytePath } from '../src/core/paths.js';
 import { BLOCK_SIZE, encodeUstarHeader, portableMode, tarPadding, type UstarFields } from '../src/core/ustar.js';
-import { ArchiveError, describeError, NbcError } from '../src/errors.js';
-import { listDirectory } from '../src/walk.js';
+import { describeError } from '../src/core/errors.js';
+import { listDirectory } from '../src/core/list-directory.js';
 import type {
-  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackedBlob, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackMessage, UnpackResult, UnpackTask,
+  BlobPackTask, HashResult, HashTask, LoadedMessage, PackCounts, PackedBlob, PackMessage, PackTask, SetTimesResult, SetTimesTask, UnpackResult, UnpackTask,
   WalkHashResult, WalkHashTask,
 } from './types.js';
 
@@ -18,8 +18,6 @@ import { keepBlob } from './materialize.js';
 import { loadZstd } from './zstd.js';
 
 export { materialize } from './materialize.js';
-
-const native = loadNativeHasher();
 
 // One read buffer per worker thread, reused for every file: big files stream through it. 128 KiB
 // stays in the core's cache between the read and the hash (1 MiB made big files 25% slower).
@@ -81,7 +79,7 @@ function hashFilesCrypto(task: HashTask, result: HashResult): void {
 
 /** MD5 of each file's content and of each symlink's target string (links are never followed). */
 export function hash(task: HashTask): HashResult {
-  const result: HashResult = { digests: [], errors: [], bytes: 0 };
+  const result: HashResult = { hasher: hasherName, digests: [], errors: [], bytes: 0 };
   if (native) hashFilesNative(native, task, result);
   else hashFilesCrypto(task, result);
   for (const path of task.symlinks) {
@@ -108,7 +106,7 @@ const WALK_MIN_FILES = 16;
 export function walkHash(task: WalkHashTask): WalkHashResult {
   const found: string[] = [];
   const result: WalkHashResult = {
-    subdirs: [], others: [], unreadable: [], pending: [], files: [], symlinks: [], hashed: { digests: [], errors: [], bytes: 0 },
+    subdirs: [], others: [], unreadable: [], pending: [], files: [], symlinks: [], hashed: { hasher: hasherName, digests: [], errors: [], bytes: 0 },
   };
   const root = Buffer.from(task.root, 'latin1');
   const listsOf = { file: found, dir: result.subdirs, symlink: result.symlinks, other: result.others };
@@ -284,7 +282,7 @@ function ustarHeader(fields: UstarFields, block: Buffer): Buffer {
 export async function pack(task: PackTask): Promise<void> {
   // Loaded here, not with the module: hashing threads never need node-tar. A pack's headers name
   // blobs by their hash, always plain ustar: no node-tar (a tenth of a warm save's time to load).
-  const { tarHeader } = task.blobs ? { tarHeader: ustarHeader } : await import('../src/tar-header.js');
+  const { tarHeader } = task.blobs ? { tarHeader: ustarHeader } : await import('../src/core/tar-header.js');
   const flow = new Int32Array(task.flow);
   const counts: PackCounts = { files: 0, dirs: 0, bytes: 0 };
   let chunk = Buffer.allocUnsafeSlow(PACK_CHUNK);
@@ -452,36 +450,9 @@ export async function pack(task: PackTask): Promise<void> {
   task.port.postMessage(end);
 }
 
-/**
- * Unpacks the slots posted on the task's port as they come, synchronously (see UnpackTask for the
- * flow control). Problems come back as results: an error thrown here would lose its class.
- */
+/** The unpack task (workers/unpack.ts), loaded on first use: hashing threads never need node-tar. */
 export async function unpack(task: UnpackTask): Promise<UnpackResult> {
-  const { Unpacker } = await import('../src/unpack.js');
-  const flow = new Int32Array(task.flow);
-  const ring = Buffer.from(task.ring);
-  const unpacker = new Unpacker(task);
-  try {
-    for (let received = 0, taken = 0; ; received++) {
-      let next;
-      while ((next = receiveMessageOnPort(task.port)) === undefined) Atomics.wait(flow, 0, received);
-      const message = next.message as UnpackMessage;
-      if ('cancel' in message) return { cancelled: true };
-      if ('end' in message) return { unpacked: unpacker.end() };
-      const start = message.slot * task.slotSize;
-      unpacker.write(ring.subarray(start, start + message.bytes));
-      // node-tar keeps the last partial block of a chunk (a view) until the next one comes, so a
-      // slot is released only once the chunk after it is written.
-      Atomics.store(flow, 1, taken++);
-      Atomics.notify(flow, 1);
-    }
-  } catch (error) {
-    if (error instanceof ArchiveError) return { archiveProblem: { reason: error.reason, ...(error.entry === undefined ? {} : { entry: error.entry }) } };
-    if (error instanceof NbcError) return { stagingProblem: error.message };
-    throw error;
-  } finally {
-    unpacker.close();
-  }
+  return (await import('./unpack.js')).unpack(task);
 }
 
 // Last: the pool may terminate this thread from now on (see LoadedMessage).

@@ -1,7 +1,7 @@
 /** The messages between the main thread and the worker pool; paths are byte paths (latin1). */
 import type { MessagePort } from 'node:worker_threads';
 import type { BlobEntry } from '../src/core/blobs.js';
-import type { UnpackOptions, Unpacked } from '../src/unpack.js';
+import type { UnpackOptions, Unpacked } from '../src/core/entries.js';
 
 export interface HashTask {
   /** Absolute path of the tree's root, as a byte path. */
@@ -10,8 +10,13 @@ export interface HashTask {
   symlinks: string[];
 }
 
+/** The SIMD hasher (src/native/md5.c, workers/hasher.ts), or node:crypto. */
+export type HasherName = 'simd' | 'crypto';
+
 /** One digest per file, then one per symlink, in task order; null where the file could not be read. */
 export interface HashResult {
+  /** Which hasher made the digests. */
+  hasher: HasherName;
   digests: (string | null)[];
   /** Why each null digest is null, as [index, "CODE: message"]. */
   errors: [number, string][];
@@ -105,7 +110,7 @@ export interface PackCounts {
 }
 
 /**
- * Unpacks the tar bytes posted on `port` into staging (see src/unpack.ts). The bytes are in `ring`,
+ * Unpacks the tar bytes posted on `port` into staging (see workers/unpack.ts). The bytes are in `ring`,
  * slots of `slotSize` bytes used in turn; a message says which slot holds how many. `flow` is three
  * Int32 cells: [messages posted, slots released, unpacker stopped (set by the poster when the task
  * ends)]. The poster fills a slot only once it is released, and stops posting once the task ended.

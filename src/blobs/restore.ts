@@ -8,11 +8,11 @@ import { blobPath, parseBlobManifest, storedSize, type BlobLocation, type BlobMa
 import type { ExtractLimits } from '../core/config.js';
 import { META_DIR } from '../core/meta.js';
 import { bytePathFromText, isWithin, normalizeRelative, parentOf, type BytePath } from '../core/paths.js';
-import { ArchiveError, NbcError } from '../errors.js';
+import { ArchiveError, NbcError } from '../core/errors.js';
 import type { WorkerPool } from '../pool.js';
 import { PhaseReporter, type ProgressListener } from '../progress.js';
 import type { Store } from '../stores/index.js';
-import { EntryChecker } from '../unpack.js';
+import { EntryChecker } from '../core/entries.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
 import { indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
 import { readRange } from '../stores/range.js';

@@ -2,7 +2,7 @@
 import { appendFile } from 'node:fs/promises';
 import type { CacheObject } from '../core/prune.js';
 import { megabytes } from '../core/units.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { phaseLine, progressLine, type ProgressListener } from '../progress.js';
 import type { StoreTotals } from '../manage.js';
 import { whyAttempt, type ListedCache, type PruneReport, type RestoreReport } from '../report.js';

@@ -4,7 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseCredentials, type Credentials } from '../core/credentials.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import type { RestoreOptions } from '../options.js';
 import { FileStore } from '../stores/file.js';
 import { fileStorePath, isDirectoryStore, type S3Settings } from '../stores/index.js';

@@ -3,7 +3,7 @@
 // targets), each file's content named by its SHA-256, and where each blob lies: a pack (a plain
 // tar of blobs named by their hash, never rewritten) and the byte range of its content there,
 // either the content itself or one zstd frame of it (entry `<hash>.zst`).
-// Restore checks its entries as unpacking checks a tar's (unpack.ts EntryChecker).
+// Restore checks its entries as unpacking checks a tar's (core/entries.ts EntryChecker).
 import { BLOBS_FORMAT, isPackKey } from './key.js';
 
 /** Where a blob lies in a local blob cache: below a directory named by its hash's first two digits. */

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { megabytes } from '../core/units.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { isPackKey } from '../core/key.js';
 import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, parseRange, PROTOCOL_HEADER, SIZE_HEADER, type ListedObject } from '../stores/protocol.js';
 import { readRange } from '../stores/range.js';

@@ -2,7 +2,7 @@
 // and the upstream store; the build talks HTTP to it over the socket (no network, no secrets).
 import { request, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { describeError, StoreError } from '../errors.js';
+import { describeError, StoreError } from '../core/errors.js';
 import { DAEMON_PROTOCOL, drained, FAILURE_TRAILER, PROTOCOL_HEADER, SIZE_HEADER, objectPath, type ListedObject } from './protocol.js';
 import { rangeOf } from './range.js';
 import type { Store, StoredBody, StoredObject } from './store.js';

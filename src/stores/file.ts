@@ -4,7 +4,7 @@ import { chmod, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHand
 import { hostname } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { describeError, NbcError, StoreError } from '../errors.js';
+import { describeError, NbcError, StoreError } from '../core/errors.js';
 import type { Store, StoredBody, StoredObject } from './store.js';
 
 // A store directory that is group-writable (the set-up for many build users: `install -d -m 2775

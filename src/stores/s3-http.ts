@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type * as HttpHandler from '@smithy/node-http-handler';
-import { describeError, NbcError, StoreError } from '../errors.js';
+import { describeError, NbcError, StoreError } from '../core/errors.js';
 
 // require(), as s3.ts loads the SDK: the CommonJS modules load faster so.
 const require = createRequire(import.meta.url);

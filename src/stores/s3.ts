@@ -8,7 +8,7 @@ import {
   archiveObjectKey, besideOf, besidePrefix, collectable, formatPointer, isArchiveKey, logicalListing, ORPHAN_AGE_MS, parsePointer,
   type Pointer, type RawObject,
 } from '../core/pointer.js';
-import { ArchiveError, NbcError, StoreError } from '../errors.js';
+import { ArchiveError, NbcError, StoreError } from '../core/errors.js';
 import { rangeOf } from './range.js';
 import { PatientCompletionHandler, smallText, statusOf, storeError, withIdleTimeout } from './s3-http.js';
 import type { Store, StoredBody, StoredObject } from './store.js';

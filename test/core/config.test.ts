@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { checkCacheDirs, checkCacheName } from '../../src/core/config.js';
 import { objectKey, whyMissing } from '../../src/core/key.js';
 import { normalizeRelative, resolveLinkTarget } from '../../src/core/paths.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { resolveOptions } from '../../src/options.js';
 
 const test = suite('configuration checks');

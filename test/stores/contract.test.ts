@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { StoreError } from '../../src/errors.js';
+import { StoreError } from '../../src/core/errors.js';
 import { restore } from '../../src/restore.js';
 import { save } from '../../src/save.js';
 import { serve, type Daemon } from '../../src/serve/daemon.js';

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { HasherName } from './types.js';
 
 /** The native hasher (src/native/md5.c), built by `npm install` with node-gyp. */
 export interface NativeHasher {
@@ -11,13 +12,11 @@ export interface NativeHasher {
   hashFiles(prefix: Buffer, paths: string): [string, [number, number][], number];
 }
 
-export type HasherName = 'simd' | 'crypto';
-
 /**
  * The SIMD hasher when it was built and the CPU has AVX2, unless NBC_HASHER=crypto asks for
  * node:crypto, which is also the fallback: the same digests at a third of the speed.
  */
-export function loadNativeHasher(): NativeHasher | undefined {
+function loadNativeHasher(): NativeHasher | undefined {
   if (process.env.NBC_HASHER === 'crypto') return undefined;
   try {
     const native = createRequire(import.meta.url)('../../build/Release/nbc_md5.node') as NativeHasher;
@@ -27,7 +26,6 @@ export function loadNativeHasher(): NativeHasher | undefined {
   }
 }
 
-/** Which hasher the worker threads use, for reports. */
-export function hasherName(): HasherName {
-  return loadNativeHasher() ? 'simd' : 'crypto';
-}
+/** This thread's hasher, loaded with the module; each hash result says which it is, for reports. */
+export const native = loadNativeHasher();
+export const hasherName: HasherName = native ? 'simd' : 'crypto';

@@ -1,4 +1,4 @@
-import { redact } from './core/redact.js';
+import { redact } from './redact.js';
 
 /** Base of every error the tool raises on purpose; `code` is stable for callers to match on. */
 export class NbcError extends Error {

@@ -1,5 +1,5 @@
 import { Header, Pax, type HeaderData } from 'tar';
-import { BLOCK_SIZE, encodeUstarHeader, type UstarFields } from './core/ustar.js';
+import { BLOCK_SIZE, encodeUstarHeader, type UstarFields } from './ustar.js';
 
 /**
  * An entry's header blocks as node-tar writes portable ones: the fast ustar encoding (into `block`,
