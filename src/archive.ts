@@ -63,7 +63,7 @@ export type PackEnd = Extract<PackMessage, { end: PackCounts }>;
  * The bytes the packing thread posts (a tar of the entries, or with `blobs` a pack of new blobs),
  * then what `finish` makes of its last message. Memory stays at the chunks in flight (8 MiB).
  */
-export async function* packedChunks(input: PackInput, finish: (end: PackEnd) => Buffer[], blobs?: BlobPackTask): AsyncGenerator<Buffer> {
+export async function* packedChunks(input: PackInput, finish: (end: PackEnd) => Buffer[] | Promise<Buffer[]>, blobs?: BlobPackTask): AsyncGenerator<Buffer> {
   const channel = new MessageChannel();
   const flow = new Int32Array(new SharedArrayBuffer(8));
   const packed = input.pool.pack({
@@ -91,7 +91,7 @@ export async function* packedChunks(input: PackInput, finish: (end: PackEnd) => 
         wake = undefined;
       } else if ('end' in message) {
         if (message.skipped.length > 0) input.onSkipped?.(message.skipped);
-        yield* finish(message);
+        yield* await finish(message);
         return;
       } else {
         input.signal?.throwIfAborted();

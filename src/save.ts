@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { realpath } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ARTIFACTS_FILE, MANIFEST_FILE, META_FILE, packArchive, type PackInput } from './archive.js';
@@ -126,7 +127,8 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
             return guarded.put(key, Readable.from(counted(packArchive({ ...pack, compression: config.compression }), uploading)), config.signal);
           }
           const saved = await saveBlobs({
-            store: guarded, key, pack, cacheDir: blobCache, through: (chunks) => counted(chunks, uploading), signal: config.signal,
+            store: guarded, key, pack, cacheDir: blobCache, threads: config.threads ?? availableParallelism(), signal: config.signal,
+            through: (chunks) => counted(chunks, uploading),
             known: await knownBlobs(guarded, loaded.dir, blobCache, config.signal), unchanged: await readUnchanged(loaded.dir), stats: now!.stats,
           });
           report.blobs = { new: saved.blobs, unread: saved.unread };

@@ -9,6 +9,7 @@ import { formatBlobManifest, type BlobEntry, type BlobLocation } from '../core/b
 import { packKey } from '../core/key.js';
 import { textFromBytePath, type BytePath } from '../core/paths.js';
 import { BLOCK_SIZE, portableMode, tarPadding } from '../core/ustar.js';
+import { WorkerPool } from '../pool.js';
 import type { Store } from '../stores/index.js';
 import { keepUsable, recheckPacks } from './gc.js';
 import { isUnchanged, type UnchangedFile } from './unchanged.js';
@@ -37,6 +38,8 @@ export interface BlobSave {
   /** The artifacts' lstat, taken after they were listed. */
   stats: ReadonlyMap<BytePath, Stats>;
   cacheDir: string | undefined;
+  /** Threads the save may use: a big one is packed on two when it may (see SPLIT_BYTES). */
+  threads: number;
   /** Sees the pack's bytes on their way to the store (progress). */
   through?: (chunks: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
   signal?: AbortSignal | undefined;
@@ -52,10 +55,52 @@ export interface BlobSaved {
 }
 
 /** About how big a pack of these files would be, at most (for the upload's part size, see Store.put). */
-function packSize(stats: ReadonlyMap<BytePath, Stats>): number {
+function packSize(stats: readonly (Stats | undefined)[]): number {
   let bytes = 0;
-  for (const stat of stats.values()) if (stat.isFile()) bytes += BLOCK_SIZE + stat.size + tarPadding(stat.size);
+  for (const stat of stats) if (stat?.isFile()) bytes += BLOCK_SIZE + stat.size + tarPadding(stat.size);
   return bytes;
+}
+
+/**
+ * Past this many bytes to read, the files go to two pack tasks (reading, hashing and compressing
+ * cost about 5 ns a byte), each writing its own pack, uploaded at the same time: the second on a
+ * thread of its own, started then (a pool of two would slow every small save by its start-up).
+ */
+const SPLIT_BYTES = 64 << 20;
+
+/** The entries at `rest` (indexes of the listing) as one or two runs of it, about equal in bytes. */
+function split(rest: readonly number[], input: BlobSave, threads: number): number[][] {
+  const sizes = rest.map((index) => input.stats.get(input.pack.entries[index]!.path)?.size ?? 0);
+  const total = sizes.reduce((sum, size) => sum + size, 0);
+  if (threads < 2 || total < SPLIT_BYTES) return [[...rest]];
+  let at = 0;
+  for (let bytes = 0; bytes < total / 2;) bytes += sizes[at++]!;
+  return [rest.slice(0, at), rest.slice(at)];
+}
+
+/**
+ * The pack tasks' ends as one, as if one task had packed `rest` (the parts, runs of it in order,
+ * concatenated), and where each blob they packed lies (a blob packed twice: the first).
+ */
+function joined(ends: readonly PackEnd[], parts: readonly (readonly number[])[], packs: readonly string[]): { end: PackEnd; blobs: Map<string, BlobLocation> } {
+  const blobs = new Map<string, BlobLocation>();
+  const end: PackEnd = { end: { files: 0, dirs: 0, bytes: 0 }, digests: [], rooted: [], skipped: [], packed: { entries: [], indexes: [], blobs: [], bytes: 0 } };
+  let before = 0;
+  ends.forEach(({ end: counts, digests, rooted, skipped, packed }, k) => {
+    end.end.files += counts.files;
+    end.end.dirs += counts.dirs;
+    end.end.bytes += counts.bytes;
+    end.digests.push(...digests);
+    end.rooted.push(...rooted);
+    end.skipped.push(...skipped);
+    end.packed!.entries.push(...packed!.entries);
+    end.packed!.indexes.push(...packed!.indexes.map((index) => index + before));
+    for (const [id, offset, size, stored] of packed!.blobs) {
+      if (!blobs.has(id)) blobs.set(id, { pack: packs[k]!, offset, size, ...(stored === undefined ? {} : { stored }) });
+    }
+    before += parts[k]!.length;
+  });
+  return { end, blobs };
 }
 
 /** An entry decided without the pack task: a directory, or a file found as restore left it. */
@@ -115,27 +160,43 @@ function inListingOrder(listed: readonly PackEntry[], settled: readonly (Settled
 }
 
 /**
- * Saves in the blob layout: the pack task reads what changed and writes the new blobs into one pack
- * (a tar of blobs named by their hash, each compressed alone so that a blob is a byte range), the meta
- * files follow as blobs, then the manifest goes to `key`, last. A failure before the manifest leaves
- * the cache as it was.
+ * Saves in the blob layout: the pack task reads what changed and writes the new blobs into a pack
+ * (a tar of blobs named by their hash, each compressed alone so that a blob is a byte range; two
+ * packs on two threads for a big save, see SPLIT_BYTES), the meta files follow as blobs in the
+ * last, then the manifest goes to `key`, last. A failure before the manifest leaves the cache as it was.
  */
 export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
-  const pack = packKey(randomBytes(8).toString('hex'));
   const cacheDir = await usable(input.cacheDir) ? input.cacheDir : undefined;
   // A directory store's packs are on this machine already (see Store.local).
   const copies = input.store.local ? undefined : cacheDir;
   const kept: Promise<void>[] = [];
   const settled = settle(input);
   const rest = input.pack.entries.flatMap((_, index) => (settled[index] ? [] : [index]));
+  const parts = split(rest, input, input.threads);
+  const pools = parts.map((_, k) => (k === 0 ? input.pack.pool : new WorkerPool(1)));
+  const packs = parts.map(() => packKey(randomBytes(8).toString('hex')));
+  const ends: PackEnd[] = [];
+  // The meta files wait for every pack task; a failed upload ends the others.
+  const failed = new AbortController();
+  const signal = input.signal ? AbortSignal.any([input.signal, failed.signal]) : failed.signal;
+  let allEnded!: () => void;
+  const ended = new Promise<void>((resolve, reject) => {
+    allEnded = resolve;
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
+  ended.catch(() => {});
   let manifest: { entries: BlobEntry[]; blobs: Map<string, BlobLocation> } | undefined;
   let saved: Omit<BlobSaved, 'bytes'> = { blobs: 0, unread: 0 };
-  const chunks = packedChunks({ ...input.pack, entries: rest.map((index) => input.pack.entries[index]!) }, (message) => {
-    const { packed } = message;
-    const { entries, digests, rooted, counts } = inListingOrder(input.pack.entries, settled, rest, message);
-    const blobs = new Map<string, BlobLocation>(packed!.blobs.map(([id, offset, size, stored]) => [id, { pack, offset, size, ...(stored === undefined ? {} : { stored }) }]));
+  const last = parts.length - 1;
+  const finish = async (k: number, message: PackEnd) => {
+    ends[k] = message;
+    if (ends.filter(Boolean).length === parts.length) allEnded();
+    if (k < last) return [Buffer.alloc(END_OF_ARCHIVE)];
+    await ended;
+    const { end, blobs } = joined(ends, parts, packs);
+    const { entries, digests, rooted, counts } = inListingOrder(input.pack.entries, settled, rest, end);
     const trailing: Buffer[] = [];
-    let at = packed!.bytes;
+    let at = message.packed!.bytes;
     for (const [path, data] of input.pack.metaFiles(counts, digests, rooted)) {
       const id = sha256(data);
       entries.push({ path, type: 'File', mode: 0o644, size: data.length, mtime: input.pack.created, blob: id });
@@ -143,7 +204,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
       // A hash fits a ustar name: the content starts one block into the entry.
       const entry = tarFile(id, data, 0);
       trailing.push(entry);
-      blobs.set(id, { pack, offset: at + BLOCK_SIZE, size: data.length });
+      blobs.set(id, { pack: packs[last]!, offset: at + BLOCK_SIZE, size: data.length });
       at += entry.length;
       kept.push(keepBlob(copies, id, data));
     }
@@ -151,12 +212,32 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
     for (const { blob } of entries) if (blob && !blobs.has(blob)) blobs.set(blob, input.known.get(blob)!);
     manifest = { entries, blobs };
     return [...trailing, Buffer.alloc(END_OF_ARCHIVE)];
-  }, { known: [...input.known.keys()], cacheDir: copies });
-  let bytes = (await input.store.put(pack, Readable.from(input.through ? input.through(chunks) : chunks), input.signal, packSize(input.stats))).bytes;
+  };
+  const uploads = parts.map(async (part, k) => {
+    const chunks = packedChunks({ ...input.pack, pool: pools[k]!, entries: part.map((index) => input.pack.entries[index]!), signal },
+      (message) => finish(k, message), { known: [...input.known.keys()], cacheDir: copies });
+    const sizeHint = packSize(part.map((index) => input.stats.get(input.pack.entries[index]!.path)));
+    try {
+      return (await input.store.put(packs[k]!, Readable.from(input.through ? input.through(chunks) : chunks), signal, sizeHint)).bytes;
+    } catch (error) {
+      failed.abort(error);
+      throw error;
+    }
+  });
+  // Every upload settles (an aborted one cleans up after itself) before a failure is told.
+  const uploaded = await Promise.allSettled(uploads);
+  await Promise.all(pools.slice(1).map((pool) => pool.close()));
+  const failure = uploaded.find((result) => result.status === 'rejected');
+  if (failure) throw failure.reason;
+  let bytes = uploaded.reduce((sum, result) => sum + (result.status === 'fulfilled' ? result.value : 0), 0);
   await Promise.all(kept);
   await recheckPacks(input.store, manifest!.blobs, input.signal);
-  bytes += (await input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!), { level: 1 })]), input.signal)).bytes;
-  if (cacheDir !== undefined) await remember(indexFile(cacheDir, input.store), manifest!.blobs);
+  // The index may name this save's blobs before the manifest is written: they are in the store.
+  const [put] = await Promise.all([
+    input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!), { level: 1 })]), input.signal),
+    cacheDir === undefined ? undefined : remember(indexFile(cacheDir, input.store), manifest!.blobs),
+  ]);
+  bytes += put.bytes;
   if (copies !== undefined) await noteAdded(copies, bytes);
   return { bytes, ...saved };
 }

@@ -72,6 +72,7 @@ export class FileStore implements Store {
   readonly local = true;
   readonly #dir: string;
   readonly #createDir: boolean;
+  #cleaning: Promise<string[]> | undefined;
 
   constructor(dir: string, options: FileStoreOptions = {}) {
     this.#dir = resolve(dir);
@@ -145,7 +146,9 @@ export class FileStore implements Store {
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ bytes: number }> {
     const path = this.#path(key);
     const temporary = `${path}.tmp-${process.pid}-${thisWriter()}-${randomBytes(4).toString('hex')}`;
-    await this.removeStale();
+    // What killed writers left is looked for once per store object (a listing of the whole store),
+    // while this put writes.
+    this.#cleaning ??= this.removeStale();
     try {
       const root = await stat(this.#dir).catch(() => undefined);
       if (!root && !this.#createDir) {
@@ -167,6 +170,7 @@ export class FileStore implements Store {
         await handle.close();
       }
       await rename(temporary, path);
+      await this.#cleaning;
       return { bytes };
     } catch (error) {
       await unlink(temporary).catch(() => {});
