@@ -30,6 +30,25 @@ export function runsOf(wanted: Iterable<[string, BlobLocation]>, run = RUN): Run
   return runs;
 }
 
+/** A fetched run's blobs go to the pool in pieces of about this many bytes of the pack. */
+export const PIECE = 4 << 20;
+
+/** `blobs` (in pack order) in consecutive pieces of at most `piece` bytes of the pack each (or one blob). */
+export function piecesOf<T extends { size: number; stored?: number }>(blobs: readonly T[], piece: number): T[][] {
+  const pieces: T[][] = [];
+  let bytes = piece;
+  for (const blob of blobs) {
+    const stored = blob.stored ?? blob.size;
+    if (bytes + stored > piece) {
+      pieces.push([]);
+      bytes = 0;
+    }
+    pieces.at(-1)!.push(blob);
+    bytes += stored;
+  }
+  return pieces;
+}
+
 /**
  * Runs `step` on each item with at most `lanes` at a time. After the first failure no new item
  * starts; every step under way is waited for (they write into staging), then the failure is thrown.

@@ -16,7 +16,7 @@ import { EntryChecker } from '../core/entries.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
 import { indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
 import { readRange } from '../stores/range.js';
-import { FETCHES, inLanes, RUN, runsOf, type Run } from './fetch.js';
+import { FETCHES, inLanes, PIECE, piecesOf, RUN, runsOf, type Run } from './fetch.js';
 import { loadZstd } from '../../workers/zstd.js';
 
 const zstd = loadZstd();
@@ -158,7 +158,9 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
     signal?.throwIfAborted();
     return checked(await pool.materialize({ staging, ...task }, signal), run);
   };
-  await step({ dirs: layout.dirs });
+  // Blobs are read while the directories are made; files are written once they are.
+  const dirsMade = step({ dirs: layout.dirs });
+  dirsMade.catch(() => {});
 
   const cached = await cachedBlobs(copies, layout.blobs.keys());
   const local: MaterializeBlob[] = [];
@@ -190,8 +192,11 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
         // A store that ignored `into` (see Store.getRange).
         if (data.buffer !== slot.buffer) data.copy(slot);
         fetching.update(0, fetched += data.length);
+        await dirsMade;
         const blobs = item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start }));
-        await step({ blobs, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: copies } : {}) }, item);
+        // Both threads share a run: its blobs go in pieces, each task reading its own from the one buffer.
+        await Promise.all(piecesOf(blobs, PIECE).map((piece) =>
+          step({ blobs: piece, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: copies } : {}) }, item)));
       } finally {
         slots.push(slot);
       }
@@ -202,6 +207,7 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
     const [[first, mode], ...others] = blob.files as [[string, number], ...[string, number][]];
     const target = join(staging, first);
     const hash = createHash('sha256');
+    await dirsMade;
     const file = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
     const slot = slots.pop() ?? Buffer.from(new SharedArrayBuffer(RUN));
     try {
@@ -250,12 +256,14 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   // The local cache is read while the missing blobs download; both wait for the pool's threads.
   await Promise.all([
     inLanes(batches, 2 * pool.threads, async (blobs) => {
+      await dirsMade;
       refetch.push(...(await step({ blobs, ...(copies === undefined ? {} : { cacheDir: copies }) })).refetch);
     }),
     fetchAll(missing),
   ]);
   if (refetch.length > 0) await fetchAll(refetch.map((id) => [id, manifest.blobs.get(id)!]));
   fetching.end(missing.length + refetch.length, fetched);
+  await dirsMade;
   await step({ links: layout.links });
   if (indexing) await remember(indexFile(input.cacheDir!, store), manifest.blobs);
   // Only what was fetched made the cache grow.
