@@ -24,8 +24,6 @@ const OPEN_TARGETS: { bench: string; figure: RegExp; baseline: RegExp; why: stri
     why: "a multipart upload costs s3rver twice a single PUT's CPU, on the same two cores (issue 6)" },
   { bench: 'roundtrip', figure: /^small files .*, S3: ours$/, baseline: /curl PUT\/GET/, quickOnly: true,
     why: "met on the 50,000-file tree; the quick tree's 10,000 files are mostly two commands' start-up (issue 6)" },
-  { bench: 'blobs-restore', figure: /^\(a\) directory store/, baseline: /empty local cache/,
-    why: 'a directory store is local: fetching a blob from it costs about what reading it from the local blob cache does (issue 17)' },
   { bench: 'blobs-restore', figure: /^\(a\) S3/, baseline: /empty local cache/,
     why: '2.4-3.2× on the full tree, less on the quick one: about 0.2 s of both restores is the CLI starting up, and loopback S3 fetches fast (issue 17)' },
   { bench: 'blobs-restore', figure: /^\(b\) /, baseline: /tar -x/,

@@ -86,6 +86,8 @@ interface Tree {
   spec: TreeSpec;
   /** Whether to run the seed's pipeline (xz takes about a second per 1.4 MB here). */
   seed: boolean;
+  /** Whether to run the blob layout's round trip too (issue 17: into an empty store, with an empty local blob cache). */
+  blobs?: true;
   /** Targets: ratio against the best shell pipeline, and against the seed's. */
   targets: { shell: number; seed?: number };
 }
@@ -110,7 +112,7 @@ export async function roundTripBench(quick: boolean): Promise<Result[]> {
     AWS_EC2_METADATA_DISABLED: 'true', NBC_S3_ENDPOINT: s3.endpoint,
   };
   const trees: Tree[] = [
-    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 200 : 2000 }, seed: false, targets: { shell: 1.0 } },
+    { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 200 : 2000 }, seed: false, blobs: true, targets: { shell: 1.0 } },
     // The seed's xz needs minutes per 100 MB: it runs on a smaller artifact tree.
     { name: 'artifacts', spec: { ...ARTIFACTS, files: quick ? 45 : 150, seed: 3 }, seed: true, targets: { shell: 1.0, seed: 10 } },
     { name: 'small files', spec: { ...SOURCES, files: quick ? 10_000 : 50_000 }, seed: false, targets: { shell: 0.5 } },
@@ -124,7 +126,14 @@ export async function roundTripBench(quick: boolean): Promise<Result[]> {
       const label = `${tree.name} (${tree.spec.files} files, ${mb.toFixed(0)} MB)`;
       const pipelines = s3Pipelines(s3);
       const store = join(work, 'store');
-      const { best, oursS3, local, oursLocal, oursGzip } = await medians(runs, {
+      // The blob layout starts from nothing each time: a new store (the bucket is emptied) and local blob cache.
+      const blobsEnv = () => ({ ...env, NBC_LAYOUT: 'blobs', XDG_CACHE_HOME: join(work, `xdg-${++fresh}`) });
+      const blobMeasures: Record<string, () => Promise<number>> = tree.blobs ? {
+        blobsS3: () => clean(() => ours(work, cacheDir, `s3://${s3.bucket}/ours`, blobsEnv())),
+        blobsLocal: () => ours(work, cacheDir, join(work, `store-${++fresh}`), blobsEnv()),
+      } : {};
+      const { best, oursS3, local, oursLocal, oursGzip, blobsS3, blobsLocal } = await medians<string>(runs, {
+        ...blobMeasures,
         best: () => clean(() => shell(work, cacheDir, pipelines.best.save, pipelines.best.restore, env)),
         oursS3: () => clean(() => ours(work, cacheDir, `s3://${s3.bucket}/ours`, env)),
         local: () => shell(work, cacheDir, 'tar -cf - obj | zstd -1 -T2 -q > $DIR/archive', 'zstd -dc -q $DIR/archive | tar -xf -', env),
@@ -140,6 +149,14 @@ export async function roundTripBench(quick: boolean): Promise<Result[]> {
         { bench: 'roundtrip', figure: `${label}, local store: ours (zstd, the default)`, value: oursLocal, unit: 's', baseline: 'ours with --compression gzip',
           baselineValue: oursGzip, ratio: oursGzip / oursLocal },
       );
+      if (tree.blobs) {
+        results.push(
+          { bench: 'roundtrip', figure: `${label}, S3: ours, blob layout`, value: blobsS3!, unit: 's', baseline: 'tar | zstd -1 -T2 + curl PUT/GET',
+            baselineValue: best!, ratio: best! / blobsS3!, threshold: 1 },
+          { bench: 'roundtrip', figure: `${label}, local store: ours, blob layout`, value: blobsLocal!, unit: 's', baseline: 'tar | zstd -1 -T2 to a file',
+            baselineValue: local!, ratio: local! / blobsLocal!, threshold: 1 },
+        );
+      }
       if (tree.seed) {
         const seed = await clean(() => shell(work, cacheDir, pipelines.seed.save, pipelines.seed.restore, env));
         results.push({ bench: 'roundtrip', figure: `${label}, S3: ours`, value: oursS3, unit: 's', baseline: "the seed's md5sum + tar | xz + aws s3 cp",

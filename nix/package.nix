@@ -17,9 +17,11 @@
   # node-gyp runs gyp, a Python program, to build the native hasher.
   python3,
   makeWrapper,
-  # The default compression runs the zstd program.
+  # The default compression runs the zstd program; the zstd addon links its library.
   zstd,
-  # Build the SIMD hasher (src/native/md5.c) with node-gyp; without it hashing uses node:crypto.
+  # Build the native addons with node-gyp: the SIMD hasher (src/native/md5.c; without it hashing
+  # uses node:crypto) and the blob layout's zstd (src/native/zstd.c; without it blobs are stored
+  # uncompressed and compressed caches are misses).
   withNativeHasher ? true,
 }:
 let
@@ -40,6 +42,7 @@ buildNpmPackage {
   npmBuildScript = "build";
 
   nativeBuildInputs = [ makeWrapper ] ++ lib.optionals withNativeHasher [ python3 ];
+  buildInputs = lib.optionals withNativeHasher [ zstd ];
   # The package's install script builds the hasher but falls back silently: here it is skipped
   # (no dependency has scripts) and the hasher built after tsc, so that a failure fails the package.
   # node-gyp finds Node's headers through the npm_config_nodedir that npmConfigHook sets.

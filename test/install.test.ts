@@ -60,10 +60,11 @@ function report(path: string): Record<string, any> {
 // The native hasher is used only on CPUs with AVX2 (workers/hasher.ts).
 const avx2 = /\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 
-test("the SIMD hasher is built with the headers beside node (offline); --version and a save → restore round trip run from PATH", async () => {
+test("the SIMD hasher and the zstd addon are built with the headers beside node (offline); --version and a save → restore round trip run from PATH", async () => {
   assert.ok(existsSync(join(NODE_PREFIX, 'include/node/node_version.h')), `no Node headers under ${NODE_PREFIX}`);
   const { bin, lib } = await install('with-headers');
   assert.ok(existsSync(join(lib, 'build/Release/nbc_md5.node')), 'the native hasher was built');
+  assert.ok(existsSync(join(lib, 'build/Release/nbc_zstd.node')), 'the zstd addon was built');
 
   assert.is((await cli(bin, ['--version'], work)).stdout, `${version()}\n`);
 
