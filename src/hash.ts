@@ -35,6 +35,9 @@ export interface TreeHash {
   hasher: HasherName;
 }
 
+/** The task module, loaded on this thread the first time a walk starts before the pool's threads have. */
+let tasksHere: Promise<typeof import('../workers/tasks.js')> | undefined;
+
 export interface HashOptions {
   pool: WorkerPool;
   skip?: ReadonlySet<BytePath>;
@@ -45,7 +48,7 @@ export interface HashOptions {
 /**
  * Hashes every file below `root` (absolute, as bytes) on the pool's threads, which also walk the
  * tree: each task lists a few directories and hashes what they hold, so the main thread only
- * hands out directories and collects digests.
+ * hands out directories and collects digests (and runs tasks itself while the threads start).
  */
 export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<TreeHash> {
   // The hasher is set by each result; the root's walk always gives one.
@@ -57,6 +60,15 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
   const limit = options.pool.threads * 4;
   const filesHashed = () => found.length + tree.unhashable.length;
   let inFlight = 0;
+  // Until a pool thread has loaded (a tenth of a second), this thread runs one task at a time too:
+  // a small tree is hashed before any has, and the restore goes on while they start.
+  let runningHere = false;
+  const here = <T>(run: (tasks: typeof import('../workers/tasks.js')) => T): Promise<T> | undefined => {
+    if (options.pool.started || runningHere) return undefined;
+    runningHere = true;
+    tasksHere ??= import('../workers/tasks.js');
+    return tasksHere.then(run).finally(() => { runningHere = false; });
+  };
 
   const collect = (paths: readonly BytePath[], result: HashResult) => {
     result.digests.forEach((digest, i) => {
@@ -108,11 +120,12 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
         };
         const files = fileTask();
         if (files) {
-          options.pool.hash(files, options.signal).then((result) => collect(files.files, result)).then(settle, fail);
+          (here((tasks) => tasks.hash(files)) ?? options.pool.hash(files, options.signal)).then((result) => collect(files.files, result)).then(settle, fail);
         } else {
           // Share out the known directories among the tasks that can run at once.
           const taken = dirs.splice(-Math.min(64, Math.ceil(dirs.length / limit)));
-          options.pool.walkHash({ root: rootPath, dirs: taken, budget: TASK_BYTES }, options.signal).then(walked).then(settle, fail);
+          const task = { root: rootPath, dirs: taken, budget: TASK_BYTES };
+          (here((tasks) => tasks.walkHash(task)) ?? options.pool.walkHash(task, options.signal)).then(walked).then(settle, fail);
         }
       }
       if (inFlight === 0) {

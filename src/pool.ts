@@ -25,6 +25,11 @@ export class WorkerPool {
     });
   }
 
+  /** Whether a thread has loaded the task module: until then tasks wait. */
+  get started(): boolean {
+    return this.#loaded.size > 0;
+  }
+
   hash(task: HashTask, signal?: AbortSignal): Promise<HashResult> {
     return this.#piscina.run(task, { name: 'hash', signal: signal ?? null });
   }
