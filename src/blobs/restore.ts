@@ -150,7 +150,8 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   const checker = new EntryChecker({ staging, cacheDirs: input.cacheDirs, ...(input.limits ? { limits: input.limits } : {}),
     ...(input.treeSymlinks ? { treeSymlinks: input.treeSymlinks } : {}) });
   const layout = layOut(manifest, checker);
-  await remember(join(input.stateDir, KNOWN_FILE), manifest.blobs);
+  // What the next save may name: written while the blobs are.
+  const remembering = remember(join(input.stateDir, KNOWN_FILE), manifest.blobs);
   const copies = input.store.local ? undefined : input.cacheDir;
   const indexing = await usable(input.cacheDir);
   const keeping = indexing && copies !== undefined;
@@ -265,6 +266,7 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   fetching.end(missing.length + refetch.length, fetched);
   await dirsMade;
   await step({ links: layout.links });
+  await remembering;
   if (indexing) await remember(indexFile(input.cacheDir!, store), manifest.blobs);
   // Only what was fetched made the cache grow.
   if (keeping) await noteAdded(copies, fetched, new Set(layout.blobs.keys()));
