@@ -13,7 +13,7 @@ import { ArchiveError, NbcError } from './core/errors.js';
 import type { WorkerPool } from './pool.js';
 import { tarHeader } from './core/tar-header.js';
 import type { UnpackOptions, Unpacked } from './core/entries.js';
-import type { BlobPackTask, PackCounts, PackMessage, UnpackMessage } from '../workers/types.js';
+import type { BlobPackTask, PackCounts, PackMessage, PackTask, UnpackMessage } from '../workers/types.js';
 
 export { ARTIFACTS_FILE, MANIFEST_FILE, META_DIR, META_FILE } from './core/meta.js';
 
@@ -61,16 +61,20 @@ export type PackEnd = Extract<PackMessage, { end: PackCounts }>;
 
 /**
  * The bytes the packing thread posts (a tar of the entries, or with `blobs` a pack of new blobs),
- * then what `finish` makes of its last message. Memory stays at the chunks in flight (8 MiB).
+ * then what `finish` makes of its last message. Memory stays at the chunks in flight (8 MiB), or
+ * with `here` (packed on this thread) at the whole of what is packed.
  */
-export async function* packedChunks(input: PackInput, finish: (end: PackEnd) => Buffer[] | Promise<Buffer[]>, blobs?: BlobPackTask): AsyncGenerator<Buffer> {
+export async function* packedChunks(input: PackInput, finish: (end: PackEnd) => Buffer[] | Promise<Buffer[]>, blobs?: BlobPackTask,
+  here = false): AsyncGenerator<Buffer> {
   const channel = new MessageChannel();
   const flow = new Int32Array(new SharedArrayBuffer(8));
-  const packed = input.pool.pack({
+  const task: PackTask = {
     root: bytePathFromText(input.root), realRoot: input.realRoot.toString('latin1'), entries: input.entries.map((e) => e.path),
     kinds: input.entries.map((e) => KIND_LETTERS[e.kind]).join(''), targets: input.entries.flatMap((e) => (e.kind === 'symlink' ? [e.target ?? ''] : [])),
     port: channel.port2, flow: flow.buffer as SharedArrayBuffer, ...(blobs ? { blobs } : {}),
-  });
+  };
+  // `here`: on this thread, whole before its first chunk is read (see PackTask.here).
+  const packed = here ? import('../workers/tasks.js').then((tasks) => tasks.pack({ ...task, here: true })) : input.pool.pack(task);
   const queue: PackMessage[] = [];
   let wake: (() => void) | undefined;
   let failure: { error: unknown } | undefined;

@@ -6,23 +6,37 @@ import type {
 
 const WORKER = new URL('../workers/tasks.js', import.meta.url).href;
 
+export interface PoolOptions {
+  /**
+   * Start the threads with the first task, not now: for work that often needs none (a blob save
+   * after a small edit packs on the main thread), which then pays no thread's start-up.
+   */
+  lazy?: boolean;
+}
+
 /** The worker threads that hash files and set times; close it when done or the process stays up. */
 export class WorkerPool {
   readonly threads: number;
-  readonly #piscina: Piscina;
+  #piscina: Piscina | undefined;
   /** Threads that have loaded the task module, and what waits for the others (see close). */
   readonly #loaded = new Set<number>();
   readonly #onLoaded = new Map<number, () => void>();
 
-  constructor(threads = availableParallelism()) {
+  constructor(threads = availableParallelism(), options: PoolOptions = {}) {
     this.threads = threads;
+    if (!options.lazy) this.#threadsUp();
+  }
+
+  #threadsUp(): Piscina {
+    if (this.#piscina) return this.#piscina;
     // Tasks are synchronous, so a worker runs its queued tasks one after another; queueing a few
     // per worker keeps it busy while the main thread is walking (with one, workers waited 25% of the time).
-    this.#piscina = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 1000, concurrentTasksPerWorker: 4 });
+    this.#piscina = new Piscina({ filename: WORKER, minThreads: this.threads, maxThreads: this.threads, idleTimeout: 1000, concurrentTasksPerWorker: 4 });
     this.#piscina.on('message', ({ loadedThread }: LoadedMessage) => {
       this.#loaded.add(loadedThread);
       this.#onLoaded.get(loadedThread)?.();
     });
+    return this.#piscina;
   }
 
   /** Whether a thread has loaded the task module: until then tasks wait. */
@@ -31,34 +45,35 @@ export class WorkerPool {
   }
 
   hash(task: HashTask, signal?: AbortSignal): Promise<HashResult> {
-    return this.#piscina.run(task, { name: 'hash', signal: signal ?? null });
+    return this.#threadsUp().run(task, { name: 'hash', signal: signal ?? null });
   }
 
   walkHash(task: WalkHashTask, signal?: AbortSignal): Promise<WalkHashResult> {
-    return this.#piscina.run(task, { name: 'walkHash', signal: signal ?? null });
+    return this.#threadsUp().run(task, { name: 'walkHash', signal: signal ?? null });
   }
 
   setTimes(task: SetTimesTask, signal?: AbortSignal): Promise<SetTimesResult> {
-    return this.#piscina.run(task, { name: 'setTimes', signal: signal ?? null });
+    return this.#threadsUp().run(task, { name: 'setTimes', signal: signal ?? null });
   }
 
   /** Packs on one thread; the chunks arrive on the task's port. */
   pack(task: PackTask): Promise<void> {
-    return this.#piscina.run(task, { name: 'pack', transferList: [task.port] });
+    return this.#threadsUp().run(task, { name: 'pack', transferList: [task.port] });
   }
 
   /** Unpacks on one thread; the tar bytes are posted on the task's port. */
   unpack(task: UnpackTask): Promise<UnpackResult> {
-    return this.#piscina.run(task, { name: 'unpack', transferList: [task.port] });
+    return this.#threadsUp().run(task, { name: 'unpack', transferList: [task.port] });
   }
 
   /** One step of a blob-layout restore (its `data` is shared memory, not copied). */
   materialize(task: MaterializeTask, signal?: AbortSignal): Promise<MaterializeResult> {
-    return this.#piscina.run(task, { name: 'materialize', signal: signal ?? null });
+    return this.#threadsUp().run(task, { name: 'materialize', signal: signal ?? null });
   }
 
   /** Ends the threads once each has loaded the task module or exited (see LoadedMessage). */
   async close(): Promise<void> {
+    if (!this.#piscina) return;
     const loading = this.#piscina.threads.filter((thread) => !this.#loaded.has(thread.threadId));
     await Promise.all(loading.map((thread) => new Promise<void>((resolve) => {
       this.#onLoaded.set(thread.threadId, resolve);
@@ -70,9 +85,9 @@ export class WorkerPool {
 
 /** Runs `fn` with the given pool, or with a new one that is closed afterwards. */
 export async function withPool<T>(pool: WorkerPool | undefined, threads: number | undefined,
-  fn: (pool: WorkerPool) => Promise<T>): Promise<T> {
+  fn: (pool: WorkerPool) => Promise<T>, options: PoolOptions = {}): Promise<T> {
   if (pool) return fn(pool);
-  const own = new WorkerPool(threads);
+  const own = new WorkerPool(threads, options);
   try {
     return await fn(own);
   } finally {

@@ -69,7 +69,8 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
     if (!loaded) skip('restore did not run in this build (no configure phase?), so nothing tells sources from artifacts', false);
     else if (elsewhere) skip(elsewhere);
     else {
-      // The pool comes first: its thread starts up while this one lists the artifacts.
+      // The pool comes first: its thread starts up while this one lists the artifacts. The blob
+      // layout's starts with its first task: a save after a small edit packs on this thread.
       await withPool(undefined, 1, async (pool) => {
         const { root } = loaded.state;
         const sources = new Set([...loaded.manifest.keys(), ...loaded.state.unhashable]);
@@ -135,7 +136,7 @@ export async function save(options: SaveOptions): Promise<SaveReport> {
           return saved;
         })).bytes;
         report.outcome = 'saved';
-      });
+      }, { lazy: config.layout === 'blobs' });
     }
   } catch (error) {
     if (error instanceof ConfigError || config.strict) throw error;

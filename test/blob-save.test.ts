@@ -122,6 +122,23 @@ test('a restore that relocated files leaves them out of what save may skip', asy
   assert.equal(report.blobs, { new: 4, unread: 1 });
 });
 
+test('a save of more than 64 MiB is packed on two threads into two packs; a small one on this thread into one', async () => {
+  const store = join(work, 'store-split');
+  const first = { ...machine(store), threads: 2 };
+  await restore(first);
+  // 72 MiB: 18 files of 4 MiB, half of them compressible.
+  const files = Array.from({ length: 18 }, (_, i) => (i % 2 === 0 ? randomBytes(4 << 20) : Buffer.alloc(4 << 20, `object ${i} `)));
+  files.forEach((data, i) => writeTree(first.root, { [`obj/big${i}.o`]: data }, 1000));
+  const report = await saved(first);
+  assert.equal(report.blobs, { new: 18 + 3, unread: 0 });
+  assert.is(readdirSync(join(store, 'blobs/packs')).length, 2);
+  const next = { ...(await restored(store)), threads: 2 };
+  files.forEach((data, i) => assert.ok(readFileSync(join(next.root, `obj/big${i}.o`)).equals(data), `big${i}.o`));
+  writeTree(next.root, { 'obj/big3.o': 'rewritten' }, 2000);
+  await saved(next);
+  assert.is(readdirSync(join(store, 'blobs/packs')).length, 3);
+});
+
 test('the local blob cache is trimmed once enough was added since the last trim', async () => {
   const cache = join(work, 'trim-cache');
   const blob = (n: number) => {

@@ -290,7 +290,7 @@ export async function pack(task: PackTask): Promise<void> {
   let sent = 0;
 
   const send = () => {
-    for (;;) {
+    for (; !task.here;) {
       if (Atomics.load(flow, 1) !== 0) throw new Error('packing cancelled');
       const consumed = Atomics.load(flow, 0);
       if (sent - consumed < PACK_IN_FLIGHT) break;

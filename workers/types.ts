@@ -77,6 +77,11 @@ export interface PackTask {
   flow: SharedArrayBuffer;
   /** The blob layout: the bytes posted are a pack of the new blobs, and `end` says what the entries are. */
   blobs?: BlobPackTask;
+  /**
+   * Run on the reader's own thread (a small blob save): never wait for the reader, which cannot read
+   * until the task returns; the caller keeps what is packed small.
+   */
+  here?: true;
 }
 
 /** A blob the pack task packed: where its bytes start, its size, and theirs when they are a zstd frame. */

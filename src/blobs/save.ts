@@ -68,10 +68,14 @@ function packSize(stats: readonly (Stats | undefined)[]): number {
  */
 const SPLIT_BYTES = 64 << 20;
 
+/**
+ * Up to this many bytes to read, the pack is made on the main thread (while packing it, the thread
+ * reads nothing else): a save after a small edit then starts no thread.
+ */
+const HERE_BYTES = 4 << 20;
+
 /** The entries at `rest` (indexes of the listing) as one or two runs of it, about equal in bytes. */
-function split(rest: readonly number[], input: BlobSave, threads: number): number[][] {
-  const sizes = rest.map((index) => input.stats.get(input.pack.entries[index]!.path)?.size ?? 0);
-  const total = sizes.reduce((sum, size) => sum + size, 0);
+function split(rest: readonly number[], sizes: readonly number[], total: number, threads: number): number[][] {
   if (threads < 2 || total < SPLIT_BYTES) return [[...rest]];
   let at = 0;
   for (let bytes = 0; bytes < total / 2;) bytes += sizes[at++]!;
@@ -172,7 +176,10 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   const kept: Promise<void>[] = [];
   const settled = settle(input);
   const rest = input.pack.entries.flatMap((_, index) => (settled[index] ? [] : [index]));
-  const parts = split(rest, input, input.threads);
+  const sizes = rest.map((index) => input.stats.get(input.pack.entries[index]!.path)?.size ?? 0);
+  const total = sizes.reduce((sum, size) => sum + size, 0);
+  const parts = split(rest, sizes, total, input.threads);
+  const here = total <= HERE_BYTES && !input.pack.pool.started;
   const pools = parts.map((_, k) => (k === 0 ? input.pack.pool : new WorkerPool(1)));
   const packs = parts.map(() => packKey(randomBytes(8).toString('hex')));
   const ends: PackEnd[] = [];
@@ -215,7 +222,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   };
   const uploads = parts.map(async (part, k) => {
     const chunks = packedChunks({ ...input.pack, pool: pools[k]!, entries: part.map((index) => input.pack.entries[index]!), signal },
-      (message) => finish(k, message), { known: [...input.known.keys()], cacheDir: copies });
+      (message) => finish(k, message), { known: [...input.known.keys()], cacheDir: copies }, here);
     const sizeHint = packSize(part.map((index) => input.stats.get(input.pack.entries[index]!.path)));
     try {
       return (await input.store.put(packs[k]!, Readable.from(input.through ? input.through(chunks) : chunks), signal, sizeHint)).bytes;
