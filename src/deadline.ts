@@ -183,8 +183,8 @@ function guarded(store: Store, deadline: Deadline): Store {
     list: (_signal, under_) => under(() => store.list(deadline.signal, under_)),
     // Only where the store has ranged reads: readers fall back to get() where it has none.
     ...(store.getRange ? {
-      getRange: (key: string, start: number, end: number, _signal?: AbortSignal, into?: Buffer) => under(async () => {
-        const data = await store.getRange!(key, start, end, deadline.signal, into);
+      getRange: (key: string, start: number, end: number, _signal?: AbortSignal, into?: Buffer, filled?: (bytes: number) => void) => under(async () => {
+        const data = await store.getRange!(key, start, end, deadline.signal, into, filled);
         deadline.moved(data?.length ?? 0);
         return data;
       }),

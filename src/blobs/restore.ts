@@ -187,18 +187,31 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
         return;
       }
       const slot = slots.pop() ?? Buffer.from(new SharedArrayBuffer(RUN));
+      // Both threads share a run: its blobs go to the pool in pieces, each task reading its own from
+      // the one buffer, each as soon as its bytes are in (on a slow link, while the rest arrive).
+      const pieces = piecesOf(item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start })), PIECE);
+      const written: Promise<unknown>[] = [];
+      const writeUpTo = (filled: number) => {
+        while (written.length < pieces.length) {
+          const piece = pieces[written.length]!;
+          const last = piece.at(-1)!;
+          if (last.offset + (last.stored ?? last.size) > filled) return;
+          const writing = dirsMade.then(() => step({ blobs: piece, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: copies } : {}) }, item));
+          writing.catch(() => {});
+          written.push(writing);
+        }
+      };
       try {
-        const data = await readRange(store, item.pack, item.start, item.end, signal, slot);
+        const data = await readRange(store, item.pack, item.start, item.end, signal, slot, writeUpTo);
         if (!data || data.length !== item.end - item.start) throw new ArchiveError(`the pack ${item.pack} is missing or shorter than its blobs`, input.key);
         // A store that ignored `into` (see Store.getRange).
         if (data.buffer !== slot.buffer) data.copy(slot);
         fetching.update(0, fetched += data.length);
-        await dirsMade;
-        const blobs = item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start }));
-        // Both threads share a run: its blobs go in pieces, each task reading its own from the one buffer.
-        await Promise.all(piecesOf(blobs, PIECE).map((piece) =>
-          step({ blobs: piece, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: copies } : {}) }, item)));
+        writeUpTo(data.length);
+        await Promise.all(written);
       } finally {
+        // The slot is reused only once no task reads it.
+        await Promise.allSettled(written);
         slots.push(slot);
       }
     });

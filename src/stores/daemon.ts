@@ -73,7 +73,7 @@ export class DaemonStore implements Store {
     })(), Number.isFinite(size) ? { size } : {});
   }
 
-  async getRange(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer | undefined> {
+  async getRange(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer, filled?: (bytes: number) => void): Promise<Buffer | undefined> {
     if (end <= start) return Buffer.alloc(0);
     const { sent, answer } = this.#request('read', key, 'GET', objectPath(key), signal, { range: `bytes=${start}-${end - 1}` });
     sent.end();
@@ -86,7 +86,7 @@ export class DaemonStore implements Store {
     try {
       // 200: a daemon that predates ranges sends the whole object.
       const [from, to] = response.statusCode === 206 ? [0, end - start] : [start, end];
-      const data = await rangeOf(response as AsyncIterable<Buffer>, from, to, into);
+      const data = await rangeOf(response as AsyncIterable<Buffer>, from, to, into, filled);
       response.destroy();
       return data;
     } catch (error) {

@@ -128,11 +128,11 @@ export class S3Store implements Store {
   }
 
   /** Bytes [start, end) of a plain object (a pack), by a Range GET. */
-  async getRange(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer | undefined> {
+  async getRange(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer, filled?: (bytes: number) => void): Promise<Buffer | undefined> {
     try {
       const object = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key), Range: `bytes=${start}-${end - 1}` }),
         { abortSignal: signal });
-      if (into) return await rangeOf(object.Body as Readable, 0, end - start, into);
+      if (into) return await rangeOf(object.Body as Readable, 0, end - start, into, filled);
       const bytes = await object.Body!.transformToByteArray();
       // A view, not a copy: a run of a pack is tens of MiB.
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

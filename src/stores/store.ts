@@ -26,10 +26,11 @@ export interface Store {
   /**
    * Bytes [start, end) of the object (blobs in a pack; fewer where it ends before), or undefined
    * when there is no such object. With `into` (at least end - start bytes) they are read into it
-   * and the result is a view of it: a reader reuses its buffers. Optional: where a store lacks it,
-   * readers read the object from its start (see stores/range.ts).
+   * and the result is a view of it: a reader reuses its buffers; `filled` is told how many bytes of
+   * it are in as they arrive, where the store streams them (a reader may use those before the read
+   * ends). Optional: where a store lacks it, readers read the object from its start (see stores/range.ts).
    */
-  getRange?(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer | undefined>;
+  getRange?(key: string, start: number, end: number, signal?: AbortSignal, into?: Buffer, filled?: (bytes: number) => void): Promise<Buffer | undefined>;
   /**
    * Writes the object so that readers see either the previous one or the whole new one.
    * `sizeHint`: about how many bytes the body has, when known, so that a large upload goes in fewer, larger parts.
