@@ -67,7 +67,9 @@ export function hashTreeWithPool(root: Buffer, options: HashOptions): Promise<Tr
     if (options.pool.started || runningHere) return undefined;
     runningHere = true;
     tasksHere ??= import('../workers/tasks.js');
-    return tasksHere.then(run).finally(() => { runningHere = false; });
+    // Each after a turn of the event loop, so that a thread's word that it has loaded is heard.
+    return tasksHere.then((tasks) => new Promise<T>((resolve) => setImmediate(() => resolve(run(tasks)))))
+      .finally(() => { runningHere = false; });
   };
 
   const collect = (paths: readonly BytePath[], result: HashResult) => {
