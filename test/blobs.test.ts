@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { FileStore, restore, save } from '../src/index.js';
 import type { RestoreOptions } from '../src/options.js';
 import { runCli, snapshot, tempDir, writeTree } from './helpers.js';
+import { startProxy } from './proxy.js';
 import { ACCESS_KEY_ID, startS3, type TestS3 } from './s3-server.js';
 
 // The blob layout (#17, first milestone): the same tree and times as the archive layout, a warm
@@ -179,6 +180,43 @@ test('on S3: a fresh machine restores by ranges, and racing saves leave a whole 
   const winner = seeds.findIndex((seed) => seed[7]!.equals(got));
   assert.ok(winner >= 0);
   for (let i = 0; i < 20; i++) assert.equal(readFileSync(join(fresh.root, `obj/sub/o${i}.o`)), seeds[winner]![i]);
+});
+
+test('on S3: when one of a big save\'s two pack uploads is refused, the save tells that, and the cache stays as it was', async () => {
+  const first = machine(`s3://${s3.bucket}/two-packs`, 'blobs');
+  const seed = objects();
+  await saveBuild(first, seed);
+  // Past 64 MiB to read: two packs, uploaded at once. The proxy refuses every part of the second it
+  // sees (the first is then stopped: what the save tells is still the refusal).
+  const packs: string[] = [];
+  let refused: string | undefined;
+  const proxy = await startProxy(s3.port, (req, res, forward) => {
+    const path = new URL(req.url ?? '/', 'http://proxy').pathname;
+    if (path.includes('/blobs/packs/') && !packs.includes(path)) packs.push(path);
+    if (req.method === 'PUT' && path === packs[1]) {
+      refused = path;
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end('<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+    } else forward();
+  });
+  try {
+    const next = { ...machine(`s3://${s3.bucket}/two-packs`, 'blobs'), threads: 2, s3: { ...first.s3!, endpoint: proxy.endpoint } };
+    assert.is((await restore(next)).outcome, 'hit');
+    for (let i = 0; i < 18; i++) writeTree(next.root, { [`obj/big/b${i}.o`]: randomBytes(4 << 20) }, 3000);
+    const report = await save(next);
+    assert.is(report.outcome, 'error');
+    assert.ok(refused !== undefined);
+    assert.is(report.warnings.length, 1, report.warnings.join('\n'));
+    assert.match(report.warnings[0]!, /Access ?Denied|403/);
+    assert.not.match(report.warnings[0]!, /abort/i);
+  } finally {
+    await proxy.close();
+  }
+  const check = machine(`s3://${s3.bucket}/two-packs`, 'blobs');
+  assert.is((await restore(check)).outcome, 'hit');
+  assert.equal(readdirSync(join(check.root, 'obj')).sort(), readdirSync(join(first.root, 'obj')).sort());
+  for (let i = 0; i < 20; i++) assert.equal(readFileSync(join(check.root, `obj/sub/o${i}.o`)), seed[i]);
 });
 
 test('the command line: --layout blobs, the index of a directory store kept in $XDG_CACHE_HOME but no copies of its blobs', async () => {

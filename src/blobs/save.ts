@@ -220,6 +220,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
     manifest = { entries, blobs };
     return [...trailing, Buffer.alloc(END_OF_ARCHIVE)];
   };
+  let failure: { error: unknown } | undefined;
   const uploads = parts.map(async (part, k) => {
     const chunks = packedChunks({ ...input.pack, pool: pools[k]!, entries: part.map((index) => input.pack.entries[index]!), signal },
       (message) => finish(k, message), { known: [...input.known.keys()], cacheDir: copies }, here);
@@ -227,6 +228,8 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
     try {
       return (await input.store.put(packs[k]!, Readable.from(input.through ? input.through(chunks) : chunks), signal, sizeHint)).bytes;
     } catch (error) {
+      // The first failure is the one told: the others were stopped because of it.
+      failure ??= { error };
       failed.abort(error);
       throw error;
     }
@@ -234,8 +237,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   // Every upload settles (an aborted one cleans up after itself) before a failure is told.
   const uploaded = await Promise.allSettled(uploads);
   await Promise.all(pools.slice(1).map((pool) => pool.close()));
-  const failure = uploaded.find((result) => result.status === 'rejected');
-  if (failure) throw failure.reason;
+  if (failure) throw failure.error;
   let bytes = uploaded.reduce((sum, result) => sum + (result.status === 'fulfilled' ? result.value : 0), 0);
   await Promise.all(kept);
   await recheckPacks(input.store, manifest!.blobs, input.signal);
