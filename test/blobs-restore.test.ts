@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -12,6 +13,7 @@ import { restore, save } from '../src/index.js';
 import type { RestoreOptions } from '../src/options.js';
 import { serve, type Daemon } from '../src/serve/daemon.js';
 import { DaemonStore } from '../src/stores/daemon.js';
+import { DAEMON_PROTOCOL, PROTOCOL_HEADER } from '../src/stores/protocol.js';
 import { FileStore } from '../src/stores/file.js';
 import { S3Store } from '../src/stores/s3.js';
 import type { Store } from '../src/stores/store.js';
@@ -143,6 +145,26 @@ test('through the daemon: ranged reads of packs, from its disk cache when it has
   assert.is((await restore(other)).outcome, 'hit');
   seed.forEach((data, i) => assert.equal(readFileSync(join(other.root, `obj/o${i}.o`)), data));
   for (const line of log.filter((l) => l.includes('blobs/packs/'))) assert.match(line, /^GET \S+ 206 .* from upstream/);
+});
+
+test('a daemon from before ranged reads answers one with the whole object: the range is cut from it as it streams', async () => {
+  const object = randomBytes(300 << 10);
+  const socket = join(work, 'old-daemon.socket');
+  const old = createServer((_req, res) => {
+    res.writeHead(200, { [PROTOCOL_HEADER]: String(DAEMON_PROTOCOL), 'content-length': object.length });
+    res.end(object);
+  });
+  await new Promise<void>((resolve) => old.listen(socket, resolve));
+  try {
+    const into = Buffer.alloc(64 << 10);
+    const filled: number[] = [];
+    const data = await new DaemonStore(socket).getRange('blobs/packs/0123456789abcdef.pack', 100_000, 150_000, undefined, into, (n) => filled.push(n));
+    assert.equal(data, object.subarray(100_000, 150_000));
+    assert.is(data!.buffer, into.buffer);
+    assert.is(filled.at(-1), 50_000);
+  } finally {
+    await new Promise((resolve) => old.close(resolve));
+  }
 });
 
 test('on S3, a restore of many small files makes a few requests, not one per file', async () => {
