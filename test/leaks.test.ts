@@ -113,7 +113,9 @@ for (const kind of ['file', 's3'] as const) {
       assert.is(outcome, 'miss');
       assert.is(warnings.length, 1, warnings.join('\n'));
       assert.match(warnings[0]!, warning);
-      assert.is(openDescriptors(), before, 'descriptors open after the restore');
+      // Fewer is no leak: what the first restore's pool thread held may close only now.
+      const after = openDescriptors();
+      assert.ok(after <= before, `${after} descriptors open after the restore, ${before} before`);
     });
   }
 }
