@@ -5,8 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { blobPath, SHA256_HEX, type BlobLocation } from '../core/blobs.js';
-import { isPackKey } from '../core/key.js';
+import { blobLocation, blobPath, locationFields, SHA256_HEX, type BlobLocation } from '../core/blobs.js';
 import type { Store } from '../stores/index.js';
 
 /** The default local blob cache: $XDG_CACHE_HOME/nix-build-cache/blobs. */
@@ -38,15 +37,15 @@ export async function keepBlob(dir: string | undefined, id: string, data: Buffer
 export const indexFile = (dir: string, store: Store) => join(dir, 'index', `${createHash('sha256').update(store.location).digest('hex').slice(0, 16)}.json`);
 
 function toJson(blobs: ReadonlyMap<string, BlobLocation>): string {
-  return JSON.stringify(Object.fromEntries([...blobs].map(([id, l]) => [id, [l.pack, l.offset, l.size, ...(l.stored === undefined ? [] : [l.stored])]])));
+  return JSON.stringify(Object.fromEntries([...blobs].map(([id, l]) => [id, [l.pack, ...locationFields(l)]])));
 }
 
 export async function readKnown(file: string, into: Map<string, BlobLocation>): Promise<void> {
   try {
-    const value = JSON.parse(await readFile(file, 'utf8')) as Record<string, [string, number, number, number?]>;
-    for (const [id, [pack, offset, size, stored]] of Object.entries(value)) {
-      if (SHA256_HEX.test(id) && isPackKey(pack) && Number.isSafeInteger(offset) && Number.isSafeInteger(size)
-        && (stored === undefined || Number.isSafeInteger(stored))) into.set(id, { pack, offset, size, ...(stored === undefined ? {} : { stored }) });
+    const value = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    for (const [id, row] of Object.entries(value)) {
+      const location = SHA256_HEX.test(id) && Array.isArray(row) ? blobLocation(row[0], row[1], row[2], row[3]) : undefined;
+      if (location) into.set(id, location);
     }
   } catch { /* none known */ }
 }

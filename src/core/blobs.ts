@@ -41,7 +41,19 @@ export interface BlobLocation {
 export const COMPRESSED_LIMIT = 16 << 20;
 
 /** The bytes a blob takes in its pack. */
-export const storedSize = (location: BlobLocation) => location.stored ?? location.size;
+export const storedSize = (blob: { size: number; stored?: number }) => blob.stored ?? blob.size;
+
+const count = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/** A location from its stored fields (the manifest's, the local index's), or undefined where they make none. */
+export function blobLocation(pack: unknown, offset: unknown, size: unknown, stored: unknown): BlobLocation | undefined {
+  if (typeof pack !== 'string' || !isPackKey(pack) || !count(offset) || !count(size)) return undefined;
+  if (stored === undefined) return { pack, offset, size };
+  return count(stored) && stored > 0 && stored < size && size <= COMPRESSED_LIMIT ? { pack, offset, size, stored } : undefined;
+}
+
+/** A location's fields after its pack, as stored: offset, size and, for a frame, its length. */
+export const locationFields = (l: BlobLocation): number[] => (l.stored === undefined ? [l.offset, l.size] : [l.offset, l.size, l.stored]);
 
 /** A pack entry's name: the blob's hash, `.zst` when it is compressed. */
 export const packEntryName = (id: string, compressed: boolean) => (compressed ? `${id}.zst` : id);
@@ -62,12 +74,10 @@ export function formatBlobManifest(manifest: BlobManifest): string {
   const packs = [...new Set([...manifest.blobs.values()].map((l) => l.pack))].sort();
   const index = new Map(packs.map((pack, i) => [pack, i]));
   const blobs: Record<string, number[]> = {};
-  for (const [id, l] of manifest.blobs) blobs[id] = [index.get(l.pack)!, l.offset, l.size, ...(l.stored === undefined ? [] : [l.stored])];
+  for (const [id, l] of manifest.blobs) blobs[id] = [index.get(l.pack)!, ...locationFields(l)];
   const entries: Row[] = manifest.entries.map((e) => [e.path, LETTERS[e.type], e.mode, e.mtime ?? null, e.size, e.blob ?? e.linkpath ?? null]);
   return JSON.stringify({ format: BLOBS_FORMAT, packs, blobs, entries });
 }
-
-const count = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /** The manifest in `text`, or the first problem with it. Paths are checked later, by unpacking. */
 export function parseBlobManifest(text: string): BlobManifest | { problem: string } {
@@ -84,9 +94,9 @@ export function parseBlobManifest(text: string): BlobManifest | { problem: strin
   const locations = new Map<string, BlobLocation>();
   for (const [id, where] of Object.entries(blobs as Record<string, unknown>)) {
     const [pack, offset, size, stored] = Array.isArray(where) ? where as unknown[] : [];
-    if (!SHA256_HEX.test(id) || !count(pack) || pack >= packs.length || !count(offset) || !count(size)) return { problem: `bad blob ${id}` };
-    if (stored !== undefined && !(count(stored) && stored > 0 && stored < size && size <= COMPRESSED_LIMIT)) return { problem: `bad blob ${id}` };
-    locations.set(id, { pack: packs[pack] as string, offset, size, ...(stored === undefined ? {} : { stored }) });
+    const location = SHA256_HEX.test(id) && count(pack) ? blobLocation(packs[pack], offset, size, stored) : undefined;
+    if (!location) return { problem: `bad blob ${id}` };
+    locations.set(id, location);
   }
   const parsed: BlobEntry[] = [];
   for (const row of entries as unknown[]) {
