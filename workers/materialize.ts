@@ -8,16 +8,20 @@ import {
 import { blobPath } from '../src/core/blobs.js';
 import { describeError } from '../src/core/errors.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from './types.js';
-import { loadZstd } from './zstd.js';
+import { zstd } from './zstd.js';
 
 const CHUNK = 1 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
 /** Where a compressed blob is decompressed, grown as needed (to at most COMPRESSED_LIMIT). */
 let content = Buffer.allocUnsafeSlow(1 << 20);
-const zstd = loadZstd();
 const WRITE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** Subdirectories of the local blob cache known to exist. */
 const cacheSubdirs = new Set<string>();
+
+/** `buffer`, or where it is smaller than `size` a new one of at least twice its length: for a buffer reused blob after blob. */
+export function atLeast(buffer: Buffer<ArrayBuffer>, size: number): Buffer<ArrayBuffer> {
+  return buffer.length >= size ? buffer : Buffer.allocUnsafeSlow(Math.max(size, buffer.length * 2));
+}
 
 function writeAll(fd: number, data: Buffer): void {
   for (let at = 0; at < data.length;) at += writeSync(fd, data, at);
@@ -103,7 +107,7 @@ function contentOf(blob: MaterializeBlob, data: Buffer): Buffer | undefined {
     const bytes = data.subarray(blob.offset, blob.offset + blob.size);
     return bytes.length === blob.size ? bytes : undefined;
   }
-  if (content.length < blob.size) content = Buffer.allocUnsafeSlow(Math.max(blob.size, content.length * 2));
+  content = atLeast(content, blob.size);
   const into = content.subarray(0, blob.size);
   try {
     // restore.ts sends compressed blobs only where the addon loads.

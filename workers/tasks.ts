@@ -14,8 +14,8 @@ import type {
   WalkHashResult, WalkHashTask,
 } from './types.js';
 
-import { keepBlob } from './materialize.js';
-import { loadZstd } from './zstd.js';
+import { atLeast, keepBlob } from './materialize.js';
+import { zstd } from './zstd.js';
 
 export { materialize } from './materialize.js';
 
@@ -157,7 +157,6 @@ const PACK_IN_FLIGHT = 8;
 const WHOLE_LIMIT = COMPRESSED_LIMIT;
 let whole = Buffer.allocUnsafeSlow(1 << 20);
 let frame = Buffer.allocUnsafeSlow(1 << 20);
-const zstd = loadZstd();
 /** zstd's level for blobs: its fastest but one, as for archives (`zstd -1`). */
 const BLOB_LEVEL = 1;
 /** A frame must save at least a 32nd of its blob, or the blob is kept as it is. */
@@ -166,7 +165,7 @@ const WORTH = 1 / 32;
 /** The blob's zstd frame (a view of `frame`), or undefined where it would not save enough. */
 function compressed(data: Buffer): Buffer | undefined {
   if (!zstd || data.length < 64) return undefined;
-  if (frame.length < data.length) frame = Buffer.allocUnsafeSlow(Math.max(data.length, frame.length * 2));
+  frame = atLeast(frame, data.length);
   const n = zstd.compress(data, frame.subarray(0, Math.floor(data.length * (1 - WORTH))), BLOB_LEVEL);
   return n > 0 ? frame.subarray(0, n) : undefined;
 }
@@ -226,7 +225,7 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
       let id: string;
       let digest: string;
       if (size <= WHOLE_LIMIT) {
-        if (whole.length < size) whole = Buffer.allocUnsafeSlow(Math.max(size, whole.length * 2));
+        whole = atLeast(whole, size);
         const data = readFully(fd, whole, size, 0, path);
         digest = md5Once('md5', data, 'hex');
         id = createHash('sha256').update(data).digest('hex');

@@ -12,7 +12,7 @@ export interface Zstd {
  * The addon where `npm install` built it (it needs libzstd), unless NBC_ZSTD=off asks to do without:
  * saves then keep blobs as they are, and compressed blobs cannot be restored.
  */
-export function loadZstd(): Zstd | undefined {
+function loadZstd(): Zstd | undefined {
   if (process.env.NBC_ZSTD === 'off') return undefined;
   try {
     return createRequire(import.meta.url)('../../build/Release/nbc_zstd.node') as Zstd;
@@ -20,3 +20,6 @@ export function loadZstd(): Zstd | undefined {
     return undefined;
   }
 }
+
+/** This thread's addon, loaded with the module. */
+export const zstd = loadZstd();

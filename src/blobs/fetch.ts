@@ -33,20 +33,23 @@ export function runsOf(wanted: Iterable<[string, BlobLocation]>, run = RUN): Run
 /** A fetched run's blobs go to the pool in pieces of about this many bytes of the pack. */
 export const PIECE = 4 << 20;
 
-/** `blobs` (in pack order) in consecutive pieces of at most `piece` bytes of the pack each (or one blob). */
-export function piecesOf<T extends { size: number; stored?: number }>(blobs: readonly T[], piece: number): T[][] {
-  const pieces: T[][] = [];
-  let bytes = piece;
-  for (const blob of blobs) {
-    const stored = blob.stored ?? blob.size;
-    if (bytes + stored > piece) {
-      pieces.push([]);
-      bytes = 0;
+/**
+ * `items` in consecutive groups (tasks for the pool), each within every one of `limits` by the
+ * summed `weights` of its items; an item over a limit makes a group alone.
+ */
+export function groupsOf<T>(items: readonly T[], weights: (item: T) => readonly number[], limits: readonly number[]): T[][] {
+  const groups: T[][] = [];
+  let sums = limits.map(() => Infinity);
+  for (const item of items) {
+    const weight = weights(item);
+    if (weight.some((w, i) => sums[i]! + w > limits[i]!)) {
+      groups.push([]);
+      sums = limits.map(() => 0);
     }
-    pieces.at(-1)!.push(blob);
-    bytes += stored;
+    groups.at(-1)!.push(item);
+    sums = sums.map((sum, i) => sum + weight[i]!);
   }
-  return pieces;
+  return groups;
 }
 
 /**

@@ -16,10 +16,8 @@ import { EntryChecker } from '../core/entries.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
 import { indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
 import { readRange } from '../stores/range.js';
-import { FETCHES, inLanes, PIECE, piecesOf, RUN, runsOf, type Run } from './fetch.js';
-import { loadZstd } from '../../workers/zstd.js';
-
-const zstd = loadZstd();
+import { FETCHES, groupsOf, inLanes, PIECE, RUN, runsOf, type Run } from './fetch.js';
+import { zstd } from '../../workers/zstd.js';
 
 /** A manifest larger than this (compressed) is refused: it is read whole. */
 const MANIFEST_LIMIT = 64 << 20;
@@ -189,13 +187,13 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
       const slot = slots.pop() ?? Buffer.from(new SharedArrayBuffer(RUN));
       // Both threads share a run: its blobs go to the pool in pieces, each task reading its own from
       // the one buffer, each as soon as its bytes are in (on a slow link, while the rest arrive).
-      const pieces = piecesOf(item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start })), PIECE);
+      const pieces = groupsOf(item.blobs.map(([id, l]) => ({ ...layout.blobs.get(id)!, offset: l.offset - item.start })), (b) => [storedSize(b)], [PIECE]);
       const written: Promise<unknown>[] = [];
       const writeUpTo = (filled: number) => {
         while (written.length < pieces.length) {
           const piece = pieces[written.length]!;
           const last = piece.at(-1)!;
-          if (last.offset + (last.stored ?? last.size) > filled) return;
+          if (last.offset + storedSize(last) > filled) return;
           const writing = dirsMade.then(() => step({ blobs: piece, data: slot.buffer as SharedArrayBuffer, ...(keeping ? { cacheDir: copies } : {}) }, item));
           writing.catch(() => {});
           written.push(writing);
@@ -256,17 +254,7 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   };
 
   const refetch: string[] = [];
-  const batches: MaterializeBlob[][] = [];
-  let [files, bytes] = [BATCH_FILES, 0];
-  for (const blob of local) {
-    if (files + blob.files.length > BATCH_FILES || bytes + blob.size > BATCH_BYTES) {
-      batches.push([]);
-      [files, bytes] = [0, 0];
-    }
-    batches.at(-1)!.push(blob);
-    files += blob.files.length;
-    bytes += blob.size;
-  }
+  const batches = groupsOf(local, (blob) => [blob.files.length, blob.size], [BATCH_FILES, BATCH_BYTES]);
   // The local cache is read while the missing blobs download; both wait for the pool's threads.
   await Promise.all([
     inLanes(batches, 2 * pool.threads, async (blobs) => {
