@@ -20,18 +20,19 @@ static void free_contexts(napi_env env, void *data, void *hint) {
   free(contexts);
 }
 
+// This thread's contexts, made on first use; NULL with an exception pending when there is no memory.
 static Contexts *contexts_of(napi_env env) {
   Contexts *contexts = NULL;
   if (napi_get_instance_data(env, (void **)&contexts) == napi_ok && contexts != NULL) return contexts;
   contexts = calloc(1, sizeof(Contexts));
-  if (contexts == NULL) return NULL;
-  contexts->cctx = ZSTD_createCCtx();
-  contexts->dctx = ZSTD_createDCtx();
-  if (contexts->cctx == NULL || contexts->dctx == NULL || napi_set_instance_data(env, contexts, free_contexts, NULL) != napi_ok) {
+  if (contexts != NULL) {
+    contexts->cctx = ZSTD_createCCtx();
+    contexts->dctx = ZSTD_createDCtx();
+    if (contexts->cctx != NULL && contexts->dctx != NULL && napi_set_instance_data(env, contexts, free_contexts, NULL) == napi_ok) return contexts;
     free_contexts(env, contexts, NULL);
-    return NULL;
   }
-  return contexts;
+  napi_throw_error(env, "ENOMEM", "out of memory for a zstd context");
+  return NULL;
 }
 
 // The bytes of a Uint8Array (a Buffer, or a view of shared memory).
@@ -55,10 +56,7 @@ static napi_value compress(napi_env env, napi_callback_info info) {
     return NULL;
   }
   Contexts *contexts = contexts_of(env);
-  if (contexts == NULL) {
-    napi_throw_error(env, "ENOMEM", "out of memory for a zstd context");
-    return NULL;
-  }
+  if (contexts == NULL) return NULL;
   size_t written = ZSTD_compressCCtx(contexts->cctx, dst, dst_length, src, src_length, level);
   napi_value result;
   napi_create_double(env, ZSTD_isError(written) ? 0 : (double)written, &result);
@@ -77,10 +75,7 @@ static napi_value decompress(napi_env env, napi_callback_info info) {
     return NULL;
   }
   Contexts *contexts = contexts_of(env);
-  if (contexts == NULL) {
-    napi_throw_error(env, "ENOMEM", "out of memory for a zstd context");
-    return NULL;
-  }
+  if (contexts == NULL) return NULL;
   size_t written = ZSTD_decompressDCtx(contexts->dctx, dst, dst_length, src, src_length);
   if (ZSTD_isError(written)) {
     napi_throw_error(env, "ZSTD", ZSTD_getErrorName(written));
