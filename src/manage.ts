@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { collectPacks, type GcResult } from './blobs/gc.js';
 import { readBlobManifest } from './blobs/restore.js';
-import type { BlobManifest } from './core/blobs.js';
+import { storedSize, type BlobManifest } from './core/blobs.js';
 import { checkPositiveInteger } from './core/config.js';
 import { DEFAULT_GC_GRACE_MS, DEFAULT_REPACK_BELOW, liveBytes } from './core/gc.js';
 import { cacheNameOf, isPackKey, parseCacheKey, parseMarkKey } from './core/key.js';
@@ -82,7 +82,7 @@ async function inventory(store: Store, signal?: AbortSignal): Promise<Inventory>
       totals.manifests += object.size;
       if (manifest !== 'damaged') {
         manifests.set(object.key, manifest);
-        const blobs = new Map([...manifest.blobs].map(([id, location]) => [id, location.size]));
+        const blobs = new Map([...manifest.blobs].map(([id, location]) => [id, storedSize(location)]));
         Object.assign(cache, { blobs, logical: manifest.entries.reduce((sum, e) => sum + e.size, 0), size: object.size + [...blobs.values()].reduce((sum, n) => sum + n, 0) });
       }
     }

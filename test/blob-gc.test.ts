@@ -96,7 +96,8 @@ test('ls lists blob-layout caches with logical and stored sizes, and a total whe
     caches: { layout: string; size: number; logical: number }[]; totals: { logical: number; stored: number; packs: number; garbage: number };
   };
   assert.equal(report.caches.map((c) => c.layout), ['blobs', 'blobs', 'blobs']);
-  for (const cache of report.caches) assert.ok(cache.logical >= 10 * (8 << 10) + 4096 && cache.size >= cache.logical, JSON.stringify(cache));
+  // The random blobs are stored as they are: each cache's stored size holds them at least.
+  for (const cache of report.caches) assert.ok(cache.logical >= 10 * (8 << 10) + 4096 && cache.size >= 10 * (8 << 10), JSON.stringify(cache));
   // Three caches of 11 files share 10: the store holds about one and a bit.
   assert.ok(report.totals.stored < 0.5 * report.totals.logical, JSON.stringify(report.totals));
   assert.is(report.totals.garbage, 0);

@@ -76,6 +76,13 @@ test('a blob that compresses is one zstd frame (<hash>.zst), which tar and zstd 
   assert.equal(warningsOf(restored.stderr), []);
   assert.equal(readFileSync(join(other.root, 'obj/text.o')), compressible);
   assert.equal(readFileSync(join(other.root, 'obj/random.o')), incompressible);
+
+  // ls counts what the store holds (the frame), beside what the cache restores.
+  const ls = await runCli(['ls', '--store', store, '--json', '-'], { cwd: work });
+  assert.is(ls.code, 0, ls.stderr);
+  const [cache] = (JSON.parse(ls.stdout) as { caches: { size: number; logical: number }[] }).caches;
+  assert.ok(cache!.logical >= compressible.length + incompressible.length, ls.stdout);
+  assert.ok(cache!.size < statSync(pack).size + (4 << 10) && cache!.size < cache!.logical / 2, ls.stdout);
 });
 
 test('a damaged frame is a miss with one warning, and nothing of it is restored', async () => {
