@@ -21,6 +21,9 @@ export class WorkerPool {
   /** Threads that have loaded the task module, and what waits for the others (see close). */
   readonly #loaded = new Set<number>();
   readonly #onLoaded = new Map<number, () => void>();
+  /** Materialize steps under way, and those waiting for one to end (see materialize). */
+  #materializing = 0;
+  readonly #waiting: (() => void)[] = [];
 
   constructor(threads = availableParallelism(), options: PoolOptions = {}) {
     this.threads = threads;
@@ -66,9 +69,22 @@ export class WorkerPool {
     return this.#threadsUp().run(task, { name: 'unpack', transferList: [task.port] });
   }
 
-  /** One step of a blob-layout restore (its `data` is shared memory, not copied). */
-  materialize(task: MaterializeTask, signal?: AbortSignal): Promise<MaterializeResult> {
-    return this.#threadsUp().run(task, { name: 'materialize', signal: signal ?? null });
+  /**
+   * One step of a blob-layout restore (its `data` is shared memory, not copied). At most one per
+   * thread is handed out: a step queued behind another on a busy thread would leave the other
+   * thread idle at the end (a restore's last 0.1 s, measured).
+   */
+  async materialize(task: MaterializeTask, signal?: AbortSignal): Promise<MaterializeResult> {
+    if (this.#materializing < this.threads) this.#materializing++;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await this.#threadsUp().run(task, { name: 'materialize', signal: signal ?? null });
+    } finally {
+      // The slot passes straight to the next step, so none slips in between.
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#materializing--;
+    }
   }
 
   /** Ends the threads once each has loaded the task module or exited (see LoadedMessage). */
