@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -101,6 +102,45 @@ test('a damaged frame is a miss with one warning, and nothing of it is restored'
   assert.equal(readdirSync(other.root), ['main.c']);
 });
 
+/** The manifest of the cache `main` in `store`, changed by `edit` (its JSON text's blob rows). */
+function editManifest(store: string, edit: (rows: Record<string, unknown[]>) => void): void {
+  const [name] = readdirSync(join(store, 'main')).filter((n) => n.endsWith('.blobs'));
+  const file = join(store, 'main', name!);
+  const manifest = JSON.parse(gunzipSync(readFileSync(file)).toString()) as { blobs: Record<string, unknown[]> };
+  edit(manifest.blobs);
+  writeFileSync(file, gzipSync(JSON.stringify(manifest)));
+}
+
+test('each frame is checked by its own SHA-256, recorded by the save; a manifest without it (saved before) has the content checked', async () => {
+  const store = join(work, 'store-frame-hash');
+  const pack = readFileSync(await saved(store));
+  const frame = tarEntries(pack).find((entry) => entry.name === `${sha256(compressible)}.zst`)!;
+  let rows: Record<string, unknown[]> = {};
+  editManifest(store, (blobs) => {
+    rows = structuredClone(blobs);
+  });
+  assert.is(rows[sha256(compressible)]![4], sha256(pack.subarray(frame.offset, frame.offset + frame.size)));
+  assert.is(rows[sha256(incompressible)]!.length, 3);
+
+  // A frame that is whole but not the one saved: refused by its hash (decompressing it would succeed).
+  editManifest(store, (blobs) => {
+    blobs[sha256(compressible)]![4] = sha256(Buffer.from('another frame'));
+  });
+  const refused = await build(store).run('restore');
+  assert.is(refused.code, 0, refused.stderr);
+  assert.match(warningsOf(refused.stderr).join('\n'), new RegExp(`blob ${sha256(compressible)} in blobs/packs/[0-9a-f]{16}\\.pack does not match its hash`));
+
+  editManifest(store, (blobs) => {
+    for (const row of Object.values(blobs)) row.splice(4);
+  });
+  const other = build(store);
+  const restored = await other.run('restore');
+  assert.is(restored.code, 0, restored.stderr);
+  assert.equal(warningsOf(restored.stderr), []);
+  assert.equal(readFileSync(join(other.root, 'obj/text.o')), compressible);
+  assert.equal(readFileSync(join(other.root, 'obj/random.o')), incompressible);
+});
+
 test('without the zstd addon (NBC_ZSTD=off): a save keeps blobs as they are; a compressed cache is a miss that says why', async () => {
   const plain = await saved(join(work, 'store-plain'), { NBC_ZSTD: 'off' });
   assert.not.ok(execFileSync('tar', ['-tf', plain], { encoding: 'utf8' }).includes('.zst'));
@@ -126,6 +166,14 @@ test('a manifest whose frame is not smaller than its blob, or whose compressed b
     entries: [{ path: 'obj/x', type: 'File', mode: 0o644, mtime: 1, size: 1000, blob: id }],
     blobs: new Map([[id, { pack: 'blobs/packs/0123456789abcdef.pack', offset: 512, size: 1000, stored: 400 }]]),
   });
+  const frameHash = 'b'.repeat(64);
+  const hashed = { pack: 'blobs/packs/0123456789abcdef.pack', offset: 512, size: 1000, stored: 400, frameHash };
+  const text = formatBlobManifest({ entries: [{ path: 'obj/x', type: 'File', mode: 0o644, mtime: 1, size: 1000, blob: id }], blobs: new Map([[id, hashed]]) });
+  assert.equal((parseBlobManifest(text) as { blobs: Map<string, unknown> }).blobs.get(id), hashed);
+  // A frame hash that is no SHA-256, or one for a blob stored as it is, is refused.
+  for (const wrong of [text.replace(frameHash, 'b'.repeat(63)), text.replace(`400,"${frameHash}"`, `"${frameHash}"`)]) {
+    assert.equal(parseBlobManifest(wrong), { problem: `bad blob ${id}` }, wrong);
+  }
   for (const [size, stored] of [[1000, 1000], [1000, 0], [COMPRESSED_LIMIT + 1, 1000]] as const) {
     assert.equal(parseBlobManifest(manifest(size, stored)), { problem: `bad blob ${id}` }, `${size} ${stored}`);
   }

@@ -1,6 +1,6 @@
 // The blob layout's restore on a pool thread: blobs become staging files directly (no tar in
-// between), each checked against its SHA-256 first. src/blobs/restore.ts checks every path and
-// decides what goes where; this only does the synchronous file work.
+// between), each checked against its hash first (see checkedContent). src/blobs/restore.ts checks
+// every path and decides what goes where; this only does the synchronous file work.
 import { createHash, hash as hashOnce } from 'node:crypto';
 import {
   chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, readSync, renameSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
@@ -101,21 +101,26 @@ export function keepBlob(dir: string, id: string, data: Buffer): void {
   }
 }
 
-/** A fetched blob's content: its bytes in `data`, or its frame there decompressed; undefined when they are not whole. */
-function contentOf(blob: MaterializeBlob, data: Buffer): Buffer | undefined {
+/**
+ * A fetched blob's content, checked: its bytes in `data`, or its frame there decompressed; undefined
+ * when they are not whole or do not match their hash (the frame's where the manifest has it, else the content's).
+ */
+function checkedContent(blob: MaterializeBlob, data: Buffer): Buffer | undefined {
   if (blob.stored === undefined) {
     const bytes = data.subarray(blob.offset, blob.offset + blob.size);
-    return bytes.length === blob.size ? bytes : undefined;
+    return bytes.length === blob.size && hashOnce('sha256', bytes, 'hex') === blob.id ? bytes : undefined;
   }
+  const frame = data.subarray(blob.offset, blob.offset + blob.stored);
+  if (blob.frameHash !== undefined && hashOnce('sha256', frame, 'hex') !== blob.frameHash) return undefined;
   content = atLeast(content, blob.size);
   const into = content.subarray(0, blob.size);
   try {
     // restore.ts sends compressed blobs only where the addon loads.
-    zstd!.decompress(data.subarray(blob.offset, blob.offset + blob.stored), into);
+    zstd!.decompress(frame, into);
   } catch {
     return undefined;
   }
-  return into;
+  return blob.frameHash !== undefined || hashOnce('sha256', into, 'hex') === blob.id ? into : undefined;
 }
 
 /**
@@ -141,8 +146,8 @@ export function materialize(task: MaterializeTask): MaterializeResult {
       if (blob.size === 0) {
         openTargets(task.staging, blob).forEach((fd) => closeSync(fd));
       } else if (data) {
-        const blobData = contentOf(blob, data);
-        if (!blobData || hashOnce('sha256', blobData, 'hex') !== blob.id) return { mismatch: blob.id };
+        const blobData = checkedContent(blob, data);
+        if (!blobData) return { mismatch: blob.id };
         const fds = openTargets(task.staging, blob);
         try {
           for (const fd of fds) writeAll(fd, blobData);

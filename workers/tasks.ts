@@ -1,4 +1,4 @@
-import { createHash, hash as md5Once } from 'node:crypto';
+import { createHash, hash as hashOnce } from 'node:crypto';
 import { closeSync, lstatSync, lutimesSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
 import { parentPort, threadId } from 'node:worker_threads';
 import { getSystemErrorMap } from 'node:util';
@@ -35,7 +35,7 @@ function md5OfFile(path: Buffer): { digest: string; bytes: number } {
     // Most source files fit one read: a short read of a regular file is its end, so hash it in one
     // call, without a hash object and without a second read.
     const first = readSync(fd, buffer, 0, CHUNK, null);
-    if (first < CHUNK) return { digest: md5Once('md5', buffer.subarray(0, first), 'hex'), bytes: first };
+    if (first < CHUNK) return { digest: hashOnce('md5', buffer.subarray(0, first), 'hex'), bytes: first };
     const hash = createHash('md5').update(buffer);
     let bytes = first;
     for (let n; (n = readSync(fd, buffer, 0, CHUNK, null)) > 0;) {
@@ -201,9 +201,9 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
    * Appends a new blob (its header, then `write` puts the `stored` bytes: the content, or with
    * `size`, a frame of it) and records where it starts.
    */
-  const add = (id: string, stored: number, write: () => void, size?: number) => {
-    out.header({ path: packEntryName(id, size !== undefined), type: 'File', mode: 0o644, size: stored, mtime: 0 });
-    added.push(size === undefined ? [id, offset + BLOCK_SIZE, stored] : [id, offset + BLOCK_SIZE, size, stored]);
+  const add = (id: string, stored: number, write: () => void, frame?: { size: number; hash: string }) => {
+    out.header({ path: packEntryName(id, frame !== undefined), type: 'File', mode: 0o644, size: stored, mtime: 0 });
+    added.push(frame === undefined ? [id, offset + BLOCK_SIZE, stored] : [id, offset + BLOCK_SIZE, frame.size, stored, frame.hash]);
     write();
     out.zeros(tarPadding(stored));
     offset += BLOCK_SIZE + stored + tarPadding(stored);
@@ -227,12 +227,12 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
       if (size <= WHOLE_LIMIT) {
         whole = atLeast(whole, size);
         const data = readFully(fd, whole, size, 0, path);
-        digest = md5Once('md5', data, 'hex');
-        id = createHash('sha256').update(data).digest('hex');
+        digest = hashOnce('md5', data, 'hex');
+        id = hashOnce('sha256', data, 'hex');
         finder.feed(data, false);
         if (!known.has(id)) {
           const zst = compressed(data);
-          if (zst) add(id, zst.length, () => out.put(zst), size);
+          if (zst) add(id, zst.length, () => out.put(zst), { size, hash: hashOnce('sha256', zst, 'hex') });
           else add(id, size, () => out.put(data));
           if (task.cacheDir !== undefined) keepBlob(task.cacheDir, id, data);
         }
@@ -329,7 +329,7 @@ export async function pack(task: PackTask): Promise<void> {
       if (n === 0) throw new Error(`${path}: file shrank while it was being packed`);
       const piece = chunk.subarray(used, used + n);
       // Most files come in one read: hashed in one call, without a hash object.
-      if (n === size) digest = md5Once('md5', piece, 'hex');
+      if (n === size) digest = hashOnce('md5', piece, 'hex');
       else (hash ??= createHash('md5')).update(piece);
       finder.feed(piece, n < left);
       used += n;

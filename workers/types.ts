@@ -85,7 +85,7 @@ export interface PackTask {
 }
 
 /** A blob the pack task packed: where its bytes start, its size, and theirs when they are a zstd frame. */
-export type PackedBlob = [id: string, offset: number, size: number, stored?: number];
+export type PackedBlob = [id: string, offset: number, size: number, stored?: number, frameHash?: string];
 
 export interface BlobPackTask {
   /** Blobs the store holds: named, never packed again. */
@@ -142,8 +142,9 @@ export interface MaterializeBlob {
   size: number;
   /** Where its bytes start in the task's `data`. */
   offset: number;
-  /** Their length when they are a zstd frame of the blob (see BlobLocation). */
+  /** Their length when they are a zstd frame of the blob, and the frame's hash where known (see BlobLocation). */
   stored?: number;
+  frameHash?: string;
   files: [path: string, mode: number][];
 }
 

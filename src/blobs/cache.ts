@@ -44,7 +44,7 @@ export async function readKnown(file: string, into: Map<string, BlobLocation>): 
   try {
     const value = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
     for (const [id, row] of Object.entries(value)) {
-      const location = SHA256_HEX.test(id) && Array.isArray(row) ? blobLocation(row[0], row[1], row[2], row[3]) : undefined;
+      const location = SHA256_HEX.test(id) && Array.isArray(row) ? blobLocation(row[0], row[1], row[2], row[3], row[4]) : undefined;
       if (location) into.set(id, location);
     }
   } catch { /* none known */ }

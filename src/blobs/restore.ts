@@ -104,7 +104,8 @@ function layOut(manifest: BlobManifest, checker: EntryChecker): Layout {
     } else {
       blob = entry.blob!;
       const location = manifest.blobs.get(blob)!;
-      const wanted = blobs.get(blob) ?? { id: blob, size: location.size, offset: 0, ...(location.stored === undefined ? {} : { stored: location.stored }), files: [] };
+      const { size, stored, frameHash } = location;
+      const wanted = blobs.get(blob) ?? { id: blob, size, offset: 0, ...(stored === undefined ? {} : { stored }), ...(frameHash === undefined ? {} : { frameHash }), files: [] };
       wanted.files.push([path, mode]);
       blobs.set(blob, wanted);
     }

@@ -99,8 +99,8 @@ function joined(ends: readonly PackEnd[], parts: readonly (readonly number[])[],
     end.skipped.push(...skipped);
     end.packed!.entries.push(...packed!.entries);
     end.packed!.indexes.push(...packed!.indexes.map((index) => index + before));
-    for (const [id, offset, size, stored] of packed!.blobs) {
-      if (!blobs.has(id)) blobs.set(id, { pack: packs[k]!, offset, size, ...(stored === undefined ? {} : { stored }) });
+    for (const [id, offset, size, stored, frameHash] of packed!.blobs) {
+      if (!blobs.has(id)) blobs.set(id, { pack: packs[k]!, offset, size, ...(stored === undefined ? {} : { stored }), ...(frameHash === undefined ? {} : { frameHash }) });
     }
     before += parts[k]!.length;
   });

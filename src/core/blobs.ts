@@ -35,6 +35,12 @@ export interface BlobLocation {
   offset: number;
   size: number;
   stored?: number;
+  /**
+   * The frame's SHA-256 (hex), where the save that compressed the blob recorded it: restore checks
+   * the frame by it, before decompressing, instead of hashing the content (a frame is 2–3× smaller;
+   * decompressing is deterministic). Manifests without it have their content checked.
+   */
+  frameHash?: string;
 }
 
 /** Blobs bigger than this are stored as they are: each compressed blob is (de)compressed whole, in memory. */
@@ -46,14 +52,21 @@ export const storedSize = (blob: { size: number; stored?: number }) => blob.stor
 const count = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /** A location from its stored fields (the manifest's, the local index's), or undefined where they make none. */
-export function blobLocation(pack: unknown, offset: unknown, size: unknown, stored: unknown): BlobLocation | undefined {
+export function blobLocation(pack: unknown, offset: unknown, size: unknown, stored: unknown, frameHash: unknown): BlobLocation | undefined {
   if (typeof pack !== 'string' || !isPackKey(pack) || !count(offset) || !count(size)) return undefined;
-  if (stored === undefined) return { pack, offset, size };
-  return count(stored) && stored > 0 && stored < size && size <= COMPRESSED_LIMIT ? { pack, offset, size, stored } : undefined;
+  if (stored === undefined) return frameHash === undefined ? { pack, offset, size } : undefined;
+  if (!count(stored) || stored === 0 || stored >= size || size > COMPRESSED_LIMIT) return undefined;
+  if (frameHash === undefined) return { pack, offset, size, stored };
+  return typeof frameHash === 'string' && SHA256_HEX.test(frameHash) ? { pack, offset, size, stored, frameHash } : undefined;
 }
 
-/** A location's fields after its pack, as stored: offset, size and, for a frame, its length. */
-export const locationFields = (l: BlobLocation): number[] => (l.stored === undefined ? [l.offset, l.size] : [l.offset, l.size, l.stored]);
+/**
+ * A location's fields after its pack, as stored: offset, size and, for a frame, its length and hash
+ * (where known). Readers of the format before the hash take the fields before it and check content.
+ */
+export const locationFields = (l: BlobLocation): (number | string)[] => [
+  l.offset, l.size, ...(l.stored === undefined ? [] : [l.stored]), ...(l.frameHash === undefined ? [] : [l.frameHash]),
+];
 
 /** A pack entry's name: the blob's hash, `.zst` when it is compressed. */
 export const packEntryName = (id: string, compressed: boolean) => (compressed ? `${id}.zst` : id);
@@ -73,7 +86,7 @@ type Row = [path: string, type: string, mode: number, mtime: number | null, size
 export function formatBlobManifest(manifest: BlobManifest): string {
   const packs = [...new Set([...manifest.blobs.values()].map((l) => l.pack))].sort();
   const index = new Map(packs.map((pack, i) => [pack, i]));
-  const blobs: Record<string, number[]> = {};
+  const blobs: Record<string, (number | string)[]> = {};
   for (const [id, l] of manifest.blobs) blobs[id] = [index.get(l.pack)!, ...locationFields(l)];
   const entries: Row[] = manifest.entries.map((e) => [e.path, LETTERS[e.type], e.mode, e.mtime ?? null, e.size, e.blob ?? e.linkpath ?? null]);
   return JSON.stringify({ format: BLOBS_FORMAT, packs, blobs, entries });
@@ -93,8 +106,8 @@ export function parseBlobManifest(text: string): BlobManifest | { problem: strin
   if (typeof blobs !== 'object' || blobs === null || !Array.isArray(entries)) return { problem: 'no blobs or entries' };
   const locations = new Map<string, BlobLocation>();
   for (const [id, where] of Object.entries(blobs as Record<string, unknown>)) {
-    const [pack, offset, size, stored] = Array.isArray(where) ? where as unknown[] : [];
-    const location = SHA256_HEX.test(id) && count(pack) ? blobLocation(packs[pack], offset, size, stored) : undefined;
+    const [pack, offset, size, stored, frameHash] = Array.isArray(where) ? where as unknown[] : [];
+    const location = SHA256_HEX.test(id) && count(pack) ? blobLocation(packs[pack], offset, size, stored, frameHash) : undefined;
     if (!location) return { problem: `bad blob ${id}` };
     locations.set(id, location);
   }
