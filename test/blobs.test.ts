@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FileStore, restore, save } from '../src/index.js';
+import { S3Store } from '../src/stores/s3.js';
 import type { RestoreOptions } from '../src/options.js';
 import { runCli, snapshot, tempDir, writeTree } from './helpers.js';
 import { startProxy } from './proxy.js';
@@ -149,6 +150,51 @@ test('a damaged local blob is fetched again from the store, and the local copy r
   assert.equal(report.warnings, []);
   assert.equal(readFileSync(join(fresh.root, 'obj/sub/o5.o')), seed[5]);
   assert.equal(readFileSync(blob), seed[5]);
+});
+
+test('a blob compressed in its pack is kept locally as that frame (<hash>.zst), read from there, and fetched again when damaged', async () => {
+  const store = `s3://${s3.bucket}/local-frames`;
+  const text = (i: number) => Buffer.from(`int object${i}(void) { return ${i}; }\n`.repeat(4000));
+  const seed = Array.from({ length: 20 }, (_, i) => text(i));
+  const saver = machine(store, 'blobs');
+  await saveBuild(saver, seed);
+  const id = createHash('sha256').update(seed[5]!).digest('hex');
+  // The save kept the frame it packed; a restore on another machine keeps the frame it fetched.
+  assert.ok(statSync(join(saver.blobCache!, id.slice(0, 2), `${id}.zst`)).size < seed[5]!.length / 10);
+  const fetcher = machine(store, 'blobs');
+  assert.is((await restore(fetcher)).outcome, 'hit');
+  const frame = join(fetcher.blobCache!, id.slice(0, 2), `${id}.zst`);
+  assert.equal(readdirSync(join(fetcher.blobCache!, id.slice(0, 2))), [`${id}.zst`]);
+
+  // The next restore there reads the local frames: it reads no pack.
+  const ranges: unknown[] = [];
+  const s3Store = new S3Store(s3.bucket, 'local-frames', { endpoint: s3.endpoint, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: 'x' } });
+  const watched = new Proxy(s3Store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (property === 'getRange') ranges.push(args);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const reader = { ...machine(store, 'blobs', fetcher.blobCache), store: watched };
+  const local = await restore(reader);
+  assert.is(local.outcome, 'hit', JSON.stringify(local.attempts));
+  assert.equal(ranges, []);
+  seed.forEach((data, i) => assert.equal(readFileSync(join(reader.root, `obj/sub/o${i}.o`)), data));
+
+  // A damaged frame is fetched again, without a warning, and its local copy repaired.
+  const data = readFileSync(frame);
+  data[data.length >> 1]! ^= 0x55;
+  writeFileSync(frame, data);
+  const repaired = machine(store, 'blobs', fetcher.blobCache);
+  const report = await restore(repaired);
+  assert.is(report.outcome, 'hit', JSON.stringify(report.attempts));
+  assert.equal(report.warnings, []);
+  assert.equal(readFileSync(join(repaired.root, 'obj/sub/o5.o')), seed[5]);
+  assert.not.equal(readFileSync(frame), data);
 });
 
 test('a store without ranged reads has its packs read from the start', async () => {

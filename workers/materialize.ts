@@ -3,17 +3,18 @@
 // every path and decides what goes where; this only does the synchronous file work.
 import { createHash, hash as hashOnce } from 'node:crypto';
 import {
-  chmodSync, closeSync, constants, linkSync, mkdirSync, openSync, readSync, renameSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
+  chmodSync, closeSync, constants, fstatSync, linkSync, mkdirSync, openSync, readSync, renameSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
-import { blobPath } from '../src/core/blobs.js';
+import { blobPath, COMPRESSED_LIMIT } from '../src/core/blobs.js';
 import { describeError } from '../src/core/errors.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from './types.js';
 import { zstd } from './zstd.js';
 
 const CHUNK = 1 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
-/** Where a compressed blob is decompressed, grown as needed (to at most COMPRESSED_LIMIT). */
+/** Where a compressed blob is decompressed, and a cached frame read, each grown as needed (to at most COMPRESSED_LIMIT). */
 let content = Buffer.allocUnsafeSlow(1 << 20);
+let cachedFrame = Buffer.allocUnsafeSlow(1 << 20);
 const WRITE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** Subdirectories of the local blob cache known to exist. */
 const cacheSubdirs = new Set<string>();
@@ -40,60 +41,100 @@ function openTargets(staging: string, blob: MaterializeBlob): number[] {
 }
 
 /**
- * Streams a blob from the local cache into its files, hashing as it goes. Returns false when the
- * cached copy is missing or damaged: it is then removed (cache and staging) for the caller to fetch.
+ * Writes a blob from the local cache into its files, checked as a fetched one is. Returns false when
+ * the cached copy is missing or damaged: it is then removed (cache and staging) for the caller to fetch.
  */
 function fromCache(task: MaterializeTask, blob: MaterializeBlob): boolean {
+  const copy = blobPath(task.cacheDir!, blob.id, blob.cachedFrame);
   let source: number;
   try {
-    source = openSync(blobPath(task.cacheDir!, blob.id), constants.O_RDONLY | constants.O_NOFOLLOW);
+    source = openSync(copy, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch {
     return false;
   }
   let good = false;
   try {
-    const fds = openTargets(task.staging, blob);
-    try {
-      let digest: string | undefined;
-      const hash = createHash('sha256');
-      let total = 0;
-      for (let n; (n = readSync(source, buffer, 0, CHUNK, null)) > 0;) {
-        const piece = buffer.subarray(0, n);
-        // Most blobs come in one read: hashed in one call.
-        if (total === 0 && n === blob.size && n < CHUNK) digest = hashOnce('sha256', piece, 'hex');
-        else hash.update(piece);
-        total += n;
-        if (total > blob.size) break;
-        for (const fd of fds) writeAll(fd, piece);
-      }
-      good = total === blob.size && (digest ?? hash.digest('hex')) === blob.id;
-    } finally {
-      fds.forEach((fd) => closeSync(fd));
-    }
+    if (blob.cachedFrame) good = frameFromCache(source, task, blob);
+    else good = contentFromCache(source, task, blob);
   } finally {
     closeSync(source);
   }
   if (!good) {
-    for (const [path] of blob.files) unlinkSync(`${task.staging}/${path}`);
+    for (const [path] of blob.files) {
+      try {
+        unlinkSync(`${task.staging}/${path}`);
+      } catch { /* not made */ }
+    }
     try {
-      unlinkSync(blobPath(task.cacheDir!, blob.id));
+      unlinkSync(copy);
     } catch { /* gone already */ }
   }
   return good;
 }
 
+/** A cached frame: read whole, checked (by the manifest's frame hash where it is that frame, else by content), decompressed. */
+function frameFromCache(source: number, task: MaterializeTask, blob: MaterializeBlob): boolean {
+  const stored = fstatSync(source).size;
+  if (!zstd || stored >= blob.size || blob.size > COMPRESSED_LIMIT) return false;
+  cachedFrame = atLeast(cachedFrame, stored);
+  const frame = cachedFrame.subarray(0, stored);
+  for (let at = 0; at < stored;) {
+    const n = readSync(source, frame, at, stored - at, null);
+    if (n === 0) return false;
+    at += n;
+  }
+  // The pack's frame where it hashes as the manifest says; another save's frame of the blob is checked by content.
+  const packed = stored === blob.stored && blob.frameHash !== undefined && hashOnce('sha256', frame, 'hex') === blob.frameHash;
+  const data = decompressed(frame, blob.size);
+  if (!data || (!packed && hashOnce('sha256', data, 'hex') !== blob.id)) return false;
+  writeFiles(task, blob, data);
+  return true;
+}
+
+/** Cached content: streamed into the files, hashed on the way. */
+function contentFromCache(source: number, task: MaterializeTask, blob: MaterializeBlob): boolean {
+  const fds = openTargets(task.staging, blob);
+  try {
+    let digest: string | undefined;
+    const hash = createHash('sha256');
+    let total = 0;
+    for (let n; (n = readSync(source, buffer, 0, CHUNK, null)) > 0;) {
+      const piece = buffer.subarray(0, n);
+      // Most blobs come in one read: hashed in one call.
+      if (total === 0 && n === blob.size && n < CHUNK) digest = hashOnce('sha256', piece, 'hex');
+      else hash.update(piece);
+      total += n;
+      if (total > blob.size) break;
+      for (const fd of fds) writeAll(fd, piece);
+    }
+    return total === blob.size && (digest ?? hash.digest('hex')) === blob.id;
+  } finally {
+    fds.forEach((fd) => closeSync(fd));
+  }
+}
+
+function writeFiles(task: MaterializeTask, blob: MaterializeBlob, data: Buffer): void {
+  const fds = openTargets(task.staging, blob);
+  try {
+    for (const fd of fds) writeAll(fd, data);
+  } finally {
+    fds.forEach((fd) => closeSync(fd));
+  }
+}
+
 /**
- * Keeps a blob in the local cache (see src/blobs/cache.ts), for the pack task too: best effort, a
- * cache that cannot be written is only slower.
+ * Keeps a blob in the local cache (see src/blobs/cache.ts), its content or (`frame`) a zstd frame of
+ * it, for the pack task too: best effort, a cache that cannot be written is only slower.
  */
-export function keepBlob(dir: string, id: string, data: Buffer): void {
+export function keepBlob(dir: string, id: string, data: Buffer, frame = false): void {
   const sub = `${dir}/${id.slice(0, 2)}`;
-  const temporary = `${blobPath(dir, id)}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
+  const path = blobPath(dir, id, frame);
+  const temporary = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
   try {
     if (!cacheSubdirs.has(sub)) mkdirSync(sub, { recursive: true });
     cacheSubdirs.add(sub);
     writeFileSync(temporary, data);
-    renameSync(temporary, blobPath(dir, id));
+    renameSync(temporary, path);
   } catch {
     try {
       unlinkSync(temporary);
@@ -112,15 +153,21 @@ function checkedContent(blob: MaterializeBlob, data: Buffer): Buffer | undefined
   }
   const frame = data.subarray(blob.offset, blob.offset + blob.stored);
   if (blob.frameHash !== undefined && hashOnce('sha256', frame, 'hex') !== blob.frameHash) return undefined;
-  content = atLeast(content, blob.size);
-  const into = content.subarray(0, blob.size);
+  const into = decompressed(frame, blob.size);
+  return into && (blob.frameHash !== undefined || hashOnce('sha256', into, 'hex') === blob.id) ? into : undefined;
+}
+
+/** A frame's content (a view of `content`), or undefined when it is no frame of `size` bytes. */
+function decompressed(frame: Buffer, size: number): Buffer | undefined {
+  content = atLeast(content, size);
+  const into = content.subarray(0, size);
   try {
     // restore.ts sends compressed blobs only where the addon loads.
     zstd!.decompress(frame, into);
   } catch {
     return undefined;
   }
-  return blob.frameHash !== undefined || hashOnce('sha256', into, 'hex') === blob.id ? into : undefined;
+  return into;
 }
 
 /**
@@ -148,13 +195,12 @@ export function materialize(task: MaterializeTask): MaterializeResult {
       } else if (data) {
         const blobData = checkedContent(blob, data);
         if (!blobData) return { mismatch: blob.id };
-        const fds = openTargets(task.staging, blob);
-        try {
-          for (const fd of fds) writeAll(fd, blobData);
-        } finally {
-          fds.forEach((fd) => closeSync(fd));
+        writeFiles(task, blob, blobData);
+        // The local copy is what the pack holds: a frame is 2-3x fewer bytes to write (and keep).
+        if (task.cacheDir !== undefined) {
+          if (blob.stored === undefined) keepBlob(task.cacheDir, blob.id, blobData);
+          else keepBlob(task.cacheDir, blob.id, data.subarray(blob.offset, blob.offset + blob.stored), true);
         }
-        if (task.cacheDir !== undefined) keepBlob(task.cacheDir, blob.id, blobData);
       } else if (!fromCache(task, blob)) {
         refetch.push(blob.id);
         continue;

@@ -234,7 +234,7 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
           const zst = compressed(data);
           if (zst) add(id, zst.length, () => out.put(zst), { size, hash: hashOnce('sha256', zst, 'hex') });
           else add(id, size, () => out.put(data));
-          if (task.cacheDir !== undefined) keepBlob(task.cacheDir, id, data);
+          if (task.cacheDir !== undefined) keepBlob(task.cacheDir, id, zst ?? data, zst !== undefined);
         }
       } else {
         const md5 = createHash('md5');

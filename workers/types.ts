@@ -145,6 +145,8 @@ export interface MaterializeBlob {
   /** Their length when they are a zstd frame of the blob, and the frame's hash where known (see BlobLocation). */
   stored?: number;
   frameHash?: string;
+  /** The local cache holds a zstd frame of it (`<hash>.zst`), not its content. */
+  cachedFrame?: boolean;
   files: [path: string, mode: number][];
 }
 

@@ -1,11 +1,11 @@
 // The local blob cache (one per machine and user, `$XDG_CACHE_HOME/nix-build-cache/blobs`): blobs
-// named by their hash, and per store an index of the blobs it holds, so that a save names blobs the
+// named by their hash (as their packs hold them: content, or a zstd frame `<hash>.zst`), and per store an index of the blobs it holds, so that a save names blobs the
 // store has instead of uploading them and a restore reads what is here instead of fetching it.
 import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { blobLocation, blobPath, locationFields, SHA256_HEX, type BlobLocation } from '../core/blobs.js';
+import { blobLocation, blobPath, FRAME_SUFFIX, locationFields, SHA256_HEX, type BlobLocation } from '../core/blobs.js';
 import type { Store } from '../stores/index.js';
 
 /** The default local blob cache: $XDG_CACHE_HOME/nix-build-cache/blobs. */
@@ -103,7 +103,7 @@ async function trimBlobCache(dir: string, limit: number, keep: ReadonlySet<strin
       if (!/^[0-9a-f]{2}$/.test(sub)) continue;
       for (const name of await readdir(join(dir, sub))) {
         const info = await stat(join(dir, sub, name)).catch(() => undefined);
-        if (info) blobs.push({ path: join(dir, sub, name), size: info.size, mtimeMs: keep.has(name) ? Infinity : info.mtimeMs });
+        if (info) blobs.push({ path: join(dir, sub, name), size: info.size, mtimeMs: keep.has(name.replace(FRAME_SUFFIX, '')) ? Infinity : info.mtimeMs });
       }
     }
     let total = blobs.reduce((sum, b) => sum + b.size, 0);

@@ -4,7 +4,7 @@ import { chmod, constants, copyFile, mkdir, open, readdir, rename, unlink } from
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readMeta, type ExtractedArchive } from '../archive.js';
-import { blobPath, parseBlobManifest, storedSize, type BlobLocation, type BlobManifest } from '../core/blobs.js';
+import { blobPath, FRAME_SUFFIX, parseBlobManifest, SHA256_HEX, storedSize, type BlobLocation, type BlobManifest } from '../core/blobs.js';
 import type { ExtractLimits } from '../core/config.js';
 import { META_DIR } from '../core/meta.js';
 import { bytePathFromText, isWithin, normalizeRelative, parentOf, type BytePath } from '../core/paths.js';
@@ -119,13 +119,19 @@ function layOut(manifest: BlobManifest, checker: EntryChecker): Layout {
   return { dirs: [...dirs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), blobs, links: [...hardLinks, ...symlinks], blobOf };
 }
 
-/** Which of `ids` the local blob cache holds (by name; their content is checked when read). */
-async function cachedBlobs(dir: string | undefined, ids: Iterable<string>): Promise<Set<string>> {
-  const found = new Set<string>();
+/**
+ * The blobs the local blob cache holds (by name; their content is checked when read), each with
+ * whether its copy there is a zstd frame (see blobPath).
+ */
+async function cachedBlobs(dir: string | undefined, ids: Iterable<string>): Promise<Map<string, boolean>> {
+  const found = new Map<string, boolean>();
   if (dir === undefined) return found;
   const subs = new Set([...ids].map((id) => id.slice(0, 2)));
   await Promise.all([...subs].map(async (sub) => {
-    for (const name of await readdir(join(dir, sub)).catch(() => [])) found.add(name);
+    for (const name of await readdir(join(dir, sub)).catch(() => [])) {
+      if (SHA256_HEX.test(name)) found.set(name, found.get(name) ?? false);
+      else if (name.endsWith(FRAME_SUFFIX) && SHA256_HEX.test(name.slice(0, -FRAME_SUFFIX.length))) found.set(name.slice(0, -FRAME_SUFFIX.length), true);
+    }
   }));
   return found;
 }
@@ -166,7 +172,9 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   const local: MaterializeBlob[] = [];
   const missing: [string, BlobLocation][] = [];
   for (const blob of layout.blobs.values()) {
-    if (blob.size === 0 || cached.has(blob.id)) local.push(blob);
+    const frame = cached.get(blob.id);
+    if (blob.size === 0 || frame === false) local.push(blob);
+    else if (frame) local.push({ ...blob, cachedFrame: true });
     else missing.push([blob.id, manifest.blobs.get(blob.id)!]);
   }
   const fetching = new PhaseReporter(input.onProgress, 'fetch', { totalBytes: missing.reduce((sum, [, l]) => sum + storedSize(l), 0) });

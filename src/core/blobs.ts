@@ -6,8 +6,11 @@
 // Restore checks its entries as unpacking checks a tar's (core/entries.ts EntryChecker).
 import { BLOBS_FORMAT, isPackKey } from './key.js';
 
-/** Where a blob lies in a local blob cache: below a directory named by its hash's first two digits. */
-export const blobPath = (cacheDir: string, id: string) => `${cacheDir}/${id.slice(0, 2)}/${id}`;
+/**
+ * Where a blob lies in a local blob cache: below a directory named by its hash's first two digits,
+ * as `<hash>`, or as `<hash>.zst` when the copy is a zstd frame of it (as its pack holds it).
+ */
+export const blobPath = (cacheDir: string, id: string, frame = false) => `${cacheDir}/${id.slice(0, 2)}/${frame ? packEntryName(id, true) : id}`;
 
 export type EntryType = 'File' | 'Directory' | 'SymbolicLink' | 'Link';
 
@@ -68,8 +71,10 @@ export const locationFields = (l: BlobLocation): (number | string)[] => [
   l.offset, l.size, ...(l.stored === undefined ? [] : [l.stored]), ...(l.frameHash === undefined ? [] : [l.frameHash]),
 ];
 
+export const FRAME_SUFFIX = '.zst';
+
 /** A pack entry's name: the blob's hash, `.zst` when it is compressed. */
-export const packEntryName = (id: string, compressed: boolean) => (compressed ? `${id}.zst` : id);
+export const packEntryName = (id: string, compressed: boolean) => (compressed ? `${id}${FRAME_SUFFIX}` : id);
 
 export interface BlobManifest {
   entries: BlobEntry[];
