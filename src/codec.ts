@@ -4,12 +4,15 @@ import { createGunzip, createGzip } from 'node:zlib';
 import type { Compression } from './core/config.js';
 import { ArchiveError } from './core/errors.js';
 
+/** A stage that may run a program: `gone` settles once the program has exited and its pipes are closed. */
+type Stage = Duplex & { gone?: Promise<void> };
+
 /** Compression is one small interface so that adding a codec touches only this file. */
 interface Codec {
   /** Recognises the codec from the first bytes of an archive. */
   matches(head: Buffer): boolean;
-  compressor(): Duplex | undefined;
-  decompressor(): Duplex | undefined;
+  compressor(): Stage | undefined;
+  decompressor(): Stage | undefined;
 }
 
 /**
@@ -18,8 +21,12 @@ interface Codec {
  * exited well: a failure to start or a non-zero exit (a checksum that fails at the very end, say)
  * fails the stream with the program's own message, never a stream that merely ends early.
  */
-function programStage(command: string, args: string[]): Duplex {
+function programStage(command: string, args: string[]): Stage {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const gone = new Promise<void>((resolve) => {
+    child.on('close', () => resolve());
+    child.on('error', () => resolve());
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
   const exited = new Promise<void>((resolve, reject) => {
@@ -46,8 +53,10 @@ function programStage(command: string, args: string[]): Duplex {
   stage.on('close', () => {
     if (child.exitCode === null) child.kill();
     child.stdin.destroy();
+    // Unread output would keep the child's 'close' (and `gone`) from ever coming.
+    child.stdout.destroy();
   });
-  return stage;
+  return Object.assign(stage, { gone });
 }
 
 /** The line of a program's messages that says what went wrong (zstd ends with advice about its flags). */
@@ -145,6 +154,8 @@ export async function* decompressed(source: AsyncIterable<Buffer>): AsyncGenerat
         : new ArchiveError(`cannot decompress the archive (${(error as Error).message})`, undefined, { cause: error });
     } finally {
       output.destroy();
+      // Its pipes are descriptors of this process until it has exited: a refusal returns after that.
+      await decompressor.gone;
     }
   } finally {
     // A reader that stopped early (or a refusal before the end) leaves the source open otherwise:
