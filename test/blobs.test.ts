@@ -116,9 +116,10 @@ test('a warm save after a one-file edit writes about that file', async () => {
   assert.equal(readFileSync(join(check.root, 'obj/sub/o3.o')), readFileSync(join(next.root, 'obj/sub/o3.o')));
 });
 
-test('a corrupted blob is found by its hash and is a miss with one warning', async () => {
+test('a corrupted blob is found by its hash and is a miss with one warning; the next save uploads it again', async () => {
   const store = join(work, 'store-corrupt');
-  await saveBuild(machine(store, 'blobs'), objects());
+  const seed = objects();
+  await saveBuild(machine(store, 'blobs'), seed);
   const packs = readdirSync(join(store, 'blobs/packs'));
   assert.is(packs.length, 1);
   const pack = join(store, 'blobs/packs', packs[0]!);
@@ -132,6 +133,15 @@ test('a corrupted blob is found by its hash and is a miss with one warning', asy
   assert.is(report.warnings.length, 1);
   assert.match(report.warnings[0]!, /blob [0-9a-f]{64} in blobs\/packs\/[0-9a-f]{16}\.pack does not match its hash/);
   assert.equal(readdirSync(fresh.root).sort(), ['Makefile', 'src']);
+
+  // The build that missed makes the same objects: its save names no blob of the refused cache.
+  compile(fresh.root, seed);
+  const saved = await save(fresh);
+  assert.is(saved.outcome, 'saved', saved.reason);
+  const next = machine(store, 'blobs');
+  const again = await restore(next);
+  assert.is(again.outcome, 'hit', JSON.stringify(again.attempts));
+  seed.forEach((data, i) => assert.equal(readFileSync(join(next.root, `obj/sub/o${i}.o`)), data));
 });
 
 test('a damaged local blob is fetched again from the store, and the local copy repaired', async () => {

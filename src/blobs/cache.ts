@@ -50,11 +50,15 @@ export async function readKnown(file: string, into: Map<string, BlobLocation>): 
   } catch { /* none known */ }
 }
 
-export async function remember(file: string, blobs: ReadonlyMap<string, BlobLocation>): Promise<void> {
-  try {
-    await mkdir(join(file, '..'), { recursive: true });
-    await writeFile(file, toJson(blobs));
-  } catch { /* best effort */ }
+/** Records `blobs` (where each lies in the store) in each of `files`: best effort. */
+export async function remember(files: readonly string[], blobs: ReadonlyMap<string, BlobLocation>): Promise<void> {
+  const json = toJson(blobs);
+  await Promise.all(files.map(async (file) => {
+    try {
+      await mkdir(join(file, '..'), { recursive: true });
+      await writeFile(file, json);
+    } catch { /* best effort */ }
+  }));
 }
 
 /** Whether the local blob cache can be written; a sandboxed build has none. */

@@ -155,11 +155,7 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   const checker = new EntryChecker({ staging, cacheDirs: input.cacheDirs, ...(input.limits ? { limits: input.limits } : {}),
     ...(input.treeSymlinks ? { treeSymlinks: input.treeSymlinks } : {}) });
   const layout = layOut(manifest, checker);
-  // What the next save may name: written while the blobs are.
-  const remembering = remember(join(input.stateDir, KNOWN_FILE), manifest.blobs);
   const copies = input.store.local ? undefined : input.cacheDir;
-  const indexing = await usable(input.cacheDir);
-  const keeping = indexing && copies !== undefined;
   const step = async (task: Omit<MaterializeTask, 'staging'>, run?: Run) => {
     signal?.throwIfAborted();
     return checked(await pool.materialize({ staging, ...task }, signal), run);
@@ -168,7 +164,8 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   const dirsMade = step({ dirs: layout.dirs });
   dirsMade.catch(() => {});
 
-  const cached = await cachedBlobs(copies, layout.blobs.keys());
+  const [indexing, cached] = await Promise.all([usable(input.cacheDir), cachedBlobs(copies, layout.blobs.keys())]);
+  const keeping = indexing && copies !== undefined;
   const local: MaterializeBlob[] = [];
   const missing: [string, BlobLocation][] = [];
   for (const blob of layout.blobs.values()) {
@@ -265,19 +262,32 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
   const refetch: string[] = [];
   const batches = groupsOf(local, (blob) => [blob.files.length, blob.size], [BATCH_FILES, BATCH_BYTES]);
   // The local cache is read while the missing blobs download; both wait for the pool's threads.
-  await Promise.all([
+  const writing = Promise.all([
     inLanes(batches, 2 * pool.threads, async (blobs) => {
       await dirsMade;
       refetch.push(...(await step({ blobs, ...(copies === undefined ? {} : { cacheDir: copies }) })).refetch);
     }),
     fetchAll(missing),
   ]);
-  if (refetch.length > 0) await fetchAll(refetch.map((id) => [id, manifest.blobs.get(id)!]));
-  fetching.end(missing.length + refetch.length, fetched);
-  await dirsMade;
-  await step({ links: layout.links });
+  // What the next save may name, and what the store holds: written while the blobs are, once the
+  // first steps are out (the JSON takes the main thread a few ms per thousand blobs), as temporaries
+  // that count only once every blob has matched its hash: a save must never name a damaged blob.
+  const records = [join(input.stateDir, KNOWN_FILE), ...(indexing ? [indexFile(input.cacheDir!, store)] : [])];
+  const temporary = (file: string) => `${file}.tmp-${process.pid}`;
+  const remembering = new Promise((resolve) => setImmediate(resolve)).then(() => remember(records.map(temporary), manifest.blobs));
+  try {
+    await writing;
+    if (refetch.length > 0) await fetchAll(refetch.map((id) => [id, manifest.blobs.get(id)!]));
+    fetching.end(missing.length + refetch.length, fetched);
+    await dirsMade;
+    await step({ links: layout.links });
+  } catch (error) {
+    await remembering;
+    await Promise.all(records.map((file) => unlink(temporary(file)).catch(() => {})));
+    throw error;
+  }
   await remembering;
-  if (indexing) await remember(indexFile(input.cacheDir!, store), manifest.blobs);
+  await Promise.all(records.map((file) => rename(temporary(file), file).catch(() => {})));
   // Only what was fetched made the cache grow.
   if (keeping) await noteAdded(copies, fetched, new Set(layout.blobs.keys()));
   return {

@@ -244,7 +244,7 @@ export async function saveBlobs(input: BlobSave): Promise<BlobSaved> {
   // The index may name this save's blobs before the manifest is written: they are in the store.
   const [put] = await Promise.all([
     input.store.put(input.key, Readable.from([gzipSync(formatBlobManifest(manifest!), { level: 1 })]), input.signal),
-    cacheDir === undefined ? undefined : remember(indexFile(cacheDir, input.store), manifest!.blobs),
+    cacheDir === undefined ? undefined : remember([indexFile(cacheDir, input.store)], manifest!.blobs),
   ]);
   bytes += put.bytes;
   if (copies !== undefined) await noteAdded(copies, bytes);
