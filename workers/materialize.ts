@@ -12,7 +12,7 @@ import { zstd } from './zstd.js';
 
 const CHUNK = 1 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
-/** Where a compressed blob is decompressed, and a cached frame read, each grown as needed (to at most COMPRESSED_LIMIT). */
+/** Where a compressed blob is decompressed, and where a cached frame is read: each grown as needed (to at most COMPRESSED_LIMIT). */
 let content = Buffer.allocUnsafeSlow(1 << 20);
 let cachedFrame = Buffer.allocUnsafeSlow(1 << 20);
 const WRITE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;

@@ -199,7 +199,7 @@ function packBlobs(task: BlobPackTask, rootBytes: Buffer, out: PackWriter) {
   let offset = 0;
   /**
    * Appends a new blob (its header, then `write` puts the `stored` bytes: the content, or with
-   * `size`, a frame of it) and records where it starts.
+   * `frame` (the content's size, the frame's SHA-256), a frame of it) and records where it starts.
    */
   const add = (id: string, stored: number, write: () => void, frame?: { size: number; hash: string }) => {
     out.header({ path: packEntryName(id, frame !== undefined), type: 'File', mode: 0o644, size: stored, mtime: 0 });

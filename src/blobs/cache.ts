@@ -1,6 +1,7 @@
 // The local blob cache (one per machine and user, `$XDG_CACHE_HOME/nix-build-cache/blobs`): blobs
-// named by their hash (as their packs hold them: content, or a zstd frame `<hash>.zst`), and per store an index of the blobs it holds, so that a save names blobs the
-// store has instead of uploading them and a restore reads what is here instead of fetching it.
+// named by their hash, kept as their packs hold them (the content, or a zstd frame `<hash>.zst`),
+// and per store an index of the blobs it holds, so that a save names blobs the store has instead of
+// uploading them and a restore reads what is here instead of fetching it.
 import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
