@@ -34,6 +34,16 @@ function build(store: string, extra: Record<string, string> = {}) {
   return { root, run: (command: string) => runCli([command], { cwd: root, env }) };
 }
 
+/** A restore in a new build from `store`: it hits without a warning and gives back both objects. */
+async function restoresWhole(store: string): Promise<void> {
+  const other = build(store);
+  const restored = await other.run('restore');
+  assert.is(restored.code, 0, restored.stderr);
+  assert.equal(warningsOf(restored.stderr), []);
+  assert.equal(readFileSync(join(other.root, 'obj/text.o')), compressible);
+  assert.equal(readFileSync(join(other.root, 'obj/random.o')), incompressible);
+}
+
 async function saved(store: string, extra: Record<string, string> = {}): Promise<string> {
   mkdirSync(store, { recursive: true });
   const first = build(store, extra);
@@ -71,12 +81,7 @@ test('a blob that compresses is one zstd frame (<hash>.zst), which tar and zstd 
   assert.equal(execFileSync('zstd', ['-dc', join(out, `${sha256(compressible)}.zst`)]), compressible);
   assert.ok(statSync(pack).size < incompressible.length + compressible.length / 10, `a pack of ${statSync(pack).size} bytes`);
 
-  const other = build(store);
-  const restored = await other.run('restore');
-  assert.is(restored.code, 0, restored.stderr);
-  assert.equal(warningsOf(restored.stderr), []);
-  assert.equal(readFileSync(join(other.root, 'obj/text.o')), compressible);
-  assert.equal(readFileSync(join(other.root, 'obj/random.o')), incompressible);
+  await restoresWhole(store);
 
   // ls counts what the store holds (the frame), beside what the cache restores.
   const ls = await runCli(['ls', '--store', store, '--json', '-'], { cwd: work });
@@ -133,12 +138,7 @@ test('each frame is checked by its own SHA-256, recorded by the save; a manifest
   editManifest(store, (blobs) => {
     for (const row of Object.values(blobs)) row.splice(4);
   });
-  const other = build(store);
-  const restored = await other.run('restore');
-  assert.is(restored.code, 0, restored.stderr);
-  assert.equal(warningsOf(restored.stderr), []);
-  assert.equal(readFileSync(join(other.root, 'obj/text.o')), compressible);
-  assert.equal(readFileSync(join(other.root, 'obj/random.o')), incompressible);
+  await restoresWhole(store);
 });
 
 test('without the zstd addon (NBC_ZSTD=off): a save keeps blobs as they are; a compressed cache is a miss that says why', async () => {
