@@ -58,9 +58,10 @@ interface Context {
 
 /**
  * Tries one cache: unpack into staging, plan, move into place. Returns the fingerprint of the
- * restored artifacts, or undefined when there is no such archive; throws when it is unusable.
+ * restored artifacts and the restore mark under way (see markRestored), or undefined when there is
+ * no such archive; throws when it is unusable.
  */
-async function tryCache(ctx: Context, name: string, key: string): Promise<string | undefined> {
+async function tryCache(ctx: Context, name: string, key: string): Promise<{ fingerprint: string; marking: Promise<void> } | undefined> {
   const { config, report } = ctx;
   const body = config.layout === 'blobs' ? await readBlobManifest(ctx.store, key, config.signal) : await ctx.store.get(key, config.signal);
   if (!body) return undefined;
@@ -90,6 +91,9 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     const applied = await applyPlan(plan, Buffer.from(staging), Buffer.from(ctx.root), ctx.tree.dirs, ctx.pool, config.signal,
       () => writeJournal(ctx.stateDir, ctx.root, createdPaths(plan, ctx.tree.dirs)));
     applying.end(applied.restored, applied.bytes);
+    // Once the files are in place: prune --max-size evicts what restores have not used for longest.
+    // A request to the store, under way while the records below are written.
+    const marking = markRestored(ctx.store, key, config.signal);
     // As save will see them if the build changes nothing.
     const left = currentArtifacts(ctx.root, plan.restore.filter((e) => e.kind !== 'dir'));
     if (archive.blobs) await recordUnchanged(ctx.stateDir, left.stats, restoredBlobs(plan, archive.blobs, archive, new Set(rewritten)));
@@ -105,7 +109,7 @@ async function tryCache(ctx: Context, name: string, key: string): Promise<string
     report.artifacts = { restored: applied.restored, skipped: plan.skipped.length, bytes: applied.bytes };
     report.hit = { name, key, fallback: name !== config.cacheName };
     if (config.explain) report.explain = explainPlan(plan, ctx.tree.unhashable, rewritten);
-    return left.fingerprint;
+    return { fingerprint: left.fingerprint, marking };
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
@@ -174,8 +178,8 @@ async function restoreFirstUsable(ctx: Context): Promise<void> {
   for (const name of [config.cacheName, ...config.fallbacks]) {
     const key = cacheKey(name, config);
     try {
-      const artifacts = await tryCache(ctx, name, key);
-      if (artifacts === undefined) {
+      const restored = await tryCache(ctx, name, key);
+      if (restored === undefined) {
         report.attempts.push(await missing(ctx, name, key));
         continue;
       }
@@ -183,11 +187,10 @@ async function restoreFirstUsable(ctx: Context): Promise<void> {
       report.outcome = 'hit';
       report.result = name === config.cacheName ? 'hit' : 'fallback';
       report.matchedKey = key;
-      await writeState(ctx.stateDir, { ...ctx.state, hit: { name, key, artifacts } });
+      await writeState(ctx.stateDir, { ...ctx.state, hit: { name, key, artifacts: restored.fingerprint } });
       // Last: killed before this, the next restore of this tree undoes this one (see journal.ts).
       await clearJournal(ctx.stateDir);
-      // After the restore is whole: prune --max-size evicts what restores have not used for longest.
-      await markRestored(ctx.store, key, config.signal);
+      await restored.marking;
       return;
     } catch (error) {
       // A failed apply removed what it had moved in; nothing is left to undo.
