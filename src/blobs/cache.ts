@@ -4,9 +4,9 @@
 // uploading them and a restore reads what is here instead of fetching it.
 import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { blobLocation, blobPath, FRAME_SUFFIX, locationFields, SHA256_HEX, type BlobLocation } from '../core/blobs.js';
+import { blobLocation, blobPath, cachedBlobName, locationFields, SHA256_HEX, type BlobLocation } from '../core/blobs.js';
 import type { Store } from '../stores/index.js';
 
 /** The default local blob cache: $XDG_CACHE_HOME/nix-build-cache/blobs. */
@@ -21,14 +21,18 @@ export const KNOWN_FILE = 'blobs.json';
 
 export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-/** Writes a blob into the local cache (best effort: a cache that cannot be written is only slower). */
-export async function keepBlob(dir: string | undefined, id: string, data: Buffer): Promise<void> {
+/**
+ * Writes a blob's content into the local cache, from memory or (`file`) a copy of a file holding it
+ * (best effort: a cache that cannot be written is only slower).
+ */
+export async function keepBlob(dir: string | undefined, id: string, content: Buffer | { file: string }): Promise<void> {
   if (dir === undefined) return;
   const path = blobPath(dir, id);
   const temporary = `${path}.tmp-${randomBytes(4).toString('hex')}`;
   try {
     await mkdir(join(dir, id.slice(0, 2)), { recursive: true });
-    await writeFile(temporary, data);
+    if (Buffer.isBuffer(content)) await writeFile(temporary, content);
+    else await copyFile(content.file, temporary);
     await rename(temporary, path);
   } catch {
     await unlink(temporary).catch(() => {});
@@ -60,6 +64,21 @@ export async function remember(files: readonly string[], blobs: ReadonlyMap<stri
       await writeFile(file, json);
     } catch { /* best effort */ }
   }));
+}
+
+/**
+ * Records `blobs` in each of `files` as remember does, as temporaries begun after a turn of the
+ * event loop (making the JSON takes the main thread a few ms per thousand blobs): `keep` puts them
+ * in place once the blobs are known good, `drop` removes them.
+ */
+export function rememberWhenChecked(files: readonly string[], blobs: ReadonlyMap<string, BlobLocation>): { keep(): Promise<void>; drop(): Promise<void> } {
+  const temporary = (file: string) => `${file}.tmp-${process.pid}`;
+  const written = new Promise((resolve) => setImmediate(resolve)).then(() => remember(files.map(temporary), blobs));
+  const finish = (step: (file: string) => Promise<void>) => async () => {
+    await written;
+    await Promise.all(files.map((file) => step(file).catch(() => {})));
+  };
+  return { keep: finish((file) => rename(temporary(file), file)), drop: finish((file) => unlink(temporary(file))) };
 }
 
 /** Whether the local blob cache can be written; a sandboxed build has none. */
@@ -108,7 +127,7 @@ async function trimBlobCache(dir: string, limit: number, keep: ReadonlySet<strin
       if (!/^[0-9a-f]{2}$/.test(sub)) continue;
       for (const name of await readdir(join(dir, sub))) {
         const info = await stat(join(dir, sub, name)).catch(() => undefined);
-        if (info) blobs.push({ path: join(dir, sub, name), size: info.size, mtimeMs: keep.has(name.replace(FRAME_SUFFIX, '')) ? Infinity : info.mtimeMs });
+        if (info) blobs.push({ path: join(dir, sub, name), size: info.size, mtimeMs: keep.has(cachedBlobName(name)?.id ?? '') ? Infinity : info.mtimeMs });
       }
     }
     let total = blobs.reduce((sum, b) => sum + b.size, 0);

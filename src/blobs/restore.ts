@@ -1,10 +1,10 @@
 // The blob layout's restore: see docs/design.md, "Blob layout".
-import { createHash, randomBytes } from 'node:crypto';
-import { chmod, constants, copyFile, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmod, constants, copyFile, open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readMeta, type ExtractedArchive } from '../archive.js';
-import { blobPath, FRAME_SUFFIX, parseBlobManifest, SHA256_HEX, storedSize, type BlobLocation, type BlobManifest } from '../core/blobs.js';
+import { cachedBlobName, parseBlobManifest, storedSize, type BlobLocation, type BlobManifest } from '../core/blobs.js';
 import type { ExtractLimits } from '../core/config.js';
 import { META_DIR } from '../core/meta.js';
 import { bytePathFromText, isWithin, normalizeRelative, parentOf, type BytePath } from '../core/paths.js';
@@ -14,7 +14,7 @@ import { PhaseReporter, type ProgressListener } from '../progress.js';
 import type { Store } from '../stores/index.js';
 import { EntryChecker } from '../core/entries.js';
 import type { MaterializeBlob, MaterializeResult, MaterializeTask } from '../../workers/types.js';
-import { indexFile, KNOWN_FILE, noteAdded, remember, usable } from './cache.js';
+import { indexFile, keepBlob, KNOWN_FILE, noteAdded, rememberWhenChecked, usable } from './cache.js';
 import { readRange } from '../stores/range.js';
 import { FETCHES, groupsOf, inLanes, PIECE, RUN, runsOf, type Run } from './fetch.js';
 import { zstd } from '../../workers/zstd.js';
@@ -129,8 +129,8 @@ async function cachedBlobs(dir: string | undefined, ids: Iterable<string>): Prom
   const subs = new Set([...ids].map((id) => id.slice(0, 2)));
   await Promise.all([...subs].map(async (sub) => {
     for (const name of await readdir(join(dir, sub)).catch(() => [])) {
-      if (SHA256_HEX.test(name)) found.set(name, found.get(name) ?? false);
-      else if (name.endsWith(FRAME_SUFFIX) && SHA256_HEX.test(name.slice(0, -FRAME_SUFFIX.length))) found.set(name.slice(0, -FRAME_SUFFIX.length), true);
+      const blob = cachedBlobName(name);
+      if (blob) found.set(blob.id, blob.frame || (found.get(blob.id) ?? false));
     }
   }));
   return found;
@@ -246,17 +246,7 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
       await copyFile(target, join(staging, path), constants.COPYFILE_EXCL);
       await chmod(join(staging, path), fileMode);
     }
-    if (keeping) {
-      const path = blobPath(copies, id);
-      const temporary = `${path}.tmp-${randomBytes(4).toString('hex')}`;
-      try {
-        await mkdir(dirname(path), { recursive: true });
-        await copyFile(target, temporary);
-        await rename(temporary, path);
-      } catch {
-        await unlink(temporary).catch(() => {});
-      }
-    }
+    if (keeping) await keepBlob(copies, id, { file: target });
   };
 
   const refetch: string[] = [];
@@ -270,11 +260,9 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
     fetchAll(missing),
   ]);
   // What the next save may name, and what the store holds: written while the blobs are, once the
-  // first steps are out (the JSON takes the main thread a few ms per thousand blobs), as temporaries
-  // that count only once every blob has matched its hash: a save must never name a damaged blob.
-  const records = [join(input.stateDir, KNOWN_FILE), ...(indexing ? [indexFile(input.cacheDir!, store)] : [])];
-  const temporary = (file: string) => `${file}.tmp-${process.pid}`;
-  const remembering = new Promise((resolve) => setImmediate(resolve)).then(() => remember(records.map(temporary), manifest.blobs));
+  // first steps are out, and in place only once every blob has matched its hash: a save must never
+  // name a damaged blob.
+  const records = rememberWhenChecked([join(input.stateDir, KNOWN_FILE), ...(indexing ? [indexFile(input.cacheDir!, store)] : [])], manifest.blobs);
   try {
     await writing;
     if (refetch.length > 0) await fetchAll(refetch.map((id) => [id, manifest.blobs.get(id)!]));
@@ -282,12 +270,10 @@ export async function extractBlobs(manifest: BlobManifest, input: BlobExtract): 
     await dirsMade;
     await step({ links: layout.links });
   } catch (error) {
-    await remembering;
-    await Promise.all(records.map((file) => unlink(temporary(file)).catch(() => {})));
+    await records.drop();
     throw error;
   }
-  await remembering;
-  await Promise.all(records.map((file) => rename(temporary(file), file).catch(() => {})));
+  await records.keep();
   // Only what was fetched made the cache grow.
   if (keeping) await noteAdded(copies, fetched, new Set(layout.blobs.keys()));
   return {

@@ -73,6 +73,13 @@ export const locationFields = (l: BlobLocation): (number | string)[] => [
 
 export const FRAME_SUFFIX = '.zst';
 
+/** The blob a file of a local blob cache holds and whether as a frame (see blobPath); undefined for other names (temporaries). */
+export function cachedBlobName(name: string): { id: string; frame: boolean } | undefined {
+  const frame = name.endsWith(FRAME_SUFFIX);
+  const id = frame ? name.slice(0, -FRAME_SUFFIX.length) : name;
+  return SHA256_HEX.test(id) ? { id, frame } : undefined;
+}
+
 /** A pack entry's name: the blob's hash, `.zst` when it is compressed. */
 export const packEntryName = (id: string, compressed: boolean) => (compressed ? `${id}${FRAME_SUFFIX}` : id);
 
